@@ -1,0 +1,51 @@
+"""The model zoo, looked up by name through :data:`MODELS`."""
+
+from __future__ import annotations
+
+from dynaforge.models.base import AbstractForecaster, NotFittedError
+from dynaforge.models.baselines import Persistence, RK4Baseline
+from dynaforge.models.esn import EchoStateNetwork
+from dynaforge.models.mlp import MLPForecaster
+from dynaforge.models.neural import AbstractNeuralForecaster
+from dynaforge.models.ngrc import NGRC
+from dynaforge.models.rnn import GRUForecaster, LSTMForecaster
+from dynaforge.models.transformer import TransformerForecaster
+
+#: name → forecaster class; the one place a model name becomes an object.
+MODELS: dict[str, type[AbstractForecaster]] = {
+    cls.name: cls
+    for cls in (
+        EchoStateNetwork,
+        NGRC,
+        LSTMForecaster,
+        GRUForecaster,
+        TransformerForecaster,
+        MLPForecaster,
+        RK4Baseline,
+        Persistence,
+    )
+}
+
+
+def get_model_class(name: str) -> type[AbstractForecaster]:
+    try:
+        return MODELS[name]
+    except KeyError:
+        known = ", ".join(MODELS)
+        raise ValueError(f"unknown model {name!r}; known models: {known}") from None
+
+
+def create_model(name: str, **params) -> AbstractForecaster:
+    """The model registered as ``name`` with hyperparameters ``params``."""
+    cls = get_model_class(name)
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise ValueError(f"bad hyperparameters for model {name!r}: {exc}") from None
+
+
+__all__ = [
+    "AbstractForecaster", "AbstractNeuralForecaster", "NotFittedError", "MODELS",
+    "get_model_class", "create_model", "EchoStateNetwork", "NGRC", "LSTMForecaster",
+    "GRUForecaster", "TransformerForecaster", "MLPForecaster", "RK4Baseline", "Persistence",
+]

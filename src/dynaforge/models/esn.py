@@ -1,0 +1,243 @@
+"""Echo state network (reservoir computing) with a closed-form ridge readout.
+
+Reservoir update (leaky tanh), for input ``u_t`` (z-scored state) and reservoir state ``r_t``::
+
+    r_{t+1} = (1 - a) r_t + a tanh(W r_t + W_in u_t + b)
+
+``W`` is a sparse random matrix rescaled to the requested spectral radius, ``W_in`` and ``b``
+are dense uniform draws scaled by ``input_scaling`` and ``input_bias``. After ``washout`` steps
+the readout ``u_{t+1} ≈ W_out [r_{t+1}, r_{t+1}², 1]`` is solved in closed form by ridge
+regression. Forecasting closes the loop: the prediction is fed back as the next input.
+
+The recurrence runs in NumPy/SciPy in float64: a reservoir step is one sparse mat-vec and one
+tanh, and SciPy's CSR product has less per-call overhead than torch's sparse kernels on a CPU
+(measured: 11 µs vs 28 µs per step at N = 1000). Several trajectories are driven at once as
+the columns of one ``(N, B)`` state matrix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+import torch
+
+from dynaforge.data import Normalizer, Trajectories
+from dynaforge.models.base import AbstractForecaster
+
+#: Rows of the design matrix accumulated per block when forming the Gram matrix (bounds memory).
+_GRAM_BLOCK = 4096
+
+
+class EchoStateNetwork(AbstractForecaster):
+    """Leaky tanh reservoir + ridge readout, closed-loop generation.
+
+    Args:
+        reservoir_size: number of reservoir units ``N``.
+        spectral_radius: largest |eigenvalue| of ``W`` after rescaling.
+        density: fraction of non-zero entries of ``W`` (mean degree = density × N).
+        leak_rate: ``a`` in the update (1 = no leak).
+        input_scaling: ``W_in`` entries uniform in ``[-input_scaling, input_scaling]``.
+        input_bias: ``b`` entries uniform in ``[-input_bias, input_bias]``.
+        ridge: Tikhonov weight on the mean-squared readout loss.
+        washout: reservoir steps discarded at the start of every trajectory (and the minimum
+            context a forecast needs to synchronise the reservoir).
+        quadratic_features: read out from ``[r, r²]`` instead of ``r`` (breaks the odd symmetry
+            of tanh, which Lorenz needs).
+        seed: seed for the random reservoir.
+    """
+
+    name = "esn"
+
+    def __init__(
+        self,
+        *,
+        reservoir_size: int = 1000,
+        spectral_radius: float = 0.9,
+        density: float = 0.003,
+        leak_rate: float = 1.0,
+        input_scaling: float = 0.1,
+        input_bias: float = 0.5,
+        ridge: float = 1e-10,
+        washout: int = 100,
+        quadratic_features: bool = True,
+        seed: int = 0,
+    ) -> None:
+        self.reservoir_size = reservoir_size
+        self.spectral_radius = spectral_radius
+        self.density = density
+        self.leak_rate = leak_rate
+        self.input_scaling = input_scaling
+        self.input_bias = input_bias
+        self.ridge = ridge
+        self.washout = washout
+        self.quadratic_features = quadratic_features
+        self.seed = seed
+
+    # -- reservoir ----------------------------------------------------------------------------
+    def _check_params(self) -> None:
+        if self.reservoir_size < 1:
+            raise ValueError(f"reservoir_size must be >= 1, got {self.reservoir_size}")
+        if not 0 < self.density <= 1:
+            raise ValueError(f"density must be in (0, 1], got {self.density}")
+        if not 0 < self.leak_rate <= 1:
+            raise ValueError(f"leak_rate must be in (0, 1], got {self.leak_rate}")
+        if self.spectral_radius < 0 or self.ridge < 0 or self.washout < 0:
+            raise ValueError("spectral_radius, ridge and washout must be non-negative")
+
+    def _init_reservoir(self, dim: int) -> None:
+        n = self.reservoir_size
+        rng = np.random.default_rng(self.seed)
+        w = sp.random(
+            n, n, density=self.density, format="csr", random_state=rng,
+            data_rvs=lambda k: rng.uniform(-1.0, 1.0, k),
+        )
+        if w.nnz and self.spectral_radius > 0:
+            radius = _spectral_radius(w, rng)
+            if radius > 0:
+                w = w * (self.spectral_radius / radius)
+        else:
+            w = w * 0.0
+        self.w_ = w.tocsr()
+        self.w_in_ = rng.uniform(-self.input_scaling, self.input_scaling, (n, dim))
+        self.b_ = rng.uniform(-self.input_bias, self.input_bias, n)
+
+    def _drive(self, u: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Run the reservoir open-loop.
+
+        Args:
+            u: ``(B, T, D)`` normalised inputs.
+            r: ``(N, B)`` initial reservoir states.
+
+        Returns:
+            states ``(T, N, B)`` after each input, and the final state ``(N, B)``.
+        """
+        a = self.leak_rate
+        # Input drive for every step in one product: (T, N, B).
+        drive = np.einsum("nd,btd->tnb", self.w_in_, u, optimize=True) + self.b_[None, :, None]
+        states = np.empty_like(drive)
+        for t in range(drive.shape[0]):
+            pre = self.w_ @ r
+            pre += drive[t]
+            if a == 1.0:
+                r = np.tanh(pre)
+            else:
+                r = (1.0 - a) * r + a * np.tanh(pre)
+            states[t] = r
+        return states, r
+
+    def _features(self, r: np.ndarray) -> np.ndarray:
+        """Readout features ``(M, F)`` from reservoir states ``(M, N)`` (bias column last)."""
+        parts = [r, r * r] if self.quadratic_features else [r]
+        parts.append(np.ones((r.shape[0], 1)))
+        return np.concatenate(parts, axis=1)
+
+    # -- contract -----------------------------------------------------------------------------
+    def fit(self, train: Trajectories, val: Trajectories | None = None) -> EchoStateNetwork:
+        self._check_params()
+        if train.n_steps <= self.washout + 1:
+            raise ValueError(
+                f"too few points: each training trajectory has {train.n_steps} steps, the ESN "
+                f"needs more than washout + 1 = {self.washout + 1}"
+            )
+        self.dim_ = train.dim
+        self.normalizer_ = Normalizer.fit(train.x)
+        u = self.normalizer_.transform(train.x).numpy()
+        self._init_reservoir(self.dim_)
+        n_traj = u.shape[0]
+        states, _ = self._drive(u[:, :-1], np.zeros((self.reservoir_size, n_traj)))
+        # Readout targets: the next input. states[t] has seen u[:, t].
+        x_states = states[self.washout :].transpose(0, 2, 1).reshape(-1, self.reservoir_size)
+        y = u[:, self.washout + 1 :].transpose(1, 0, 2).reshape(-1, self.dim_)
+        self.w_out_ = self._ridge_solve(x_states, y)
+        self.fitted_ = True
+        return self
+
+    def _ridge_solve(self, states: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """``argmin_W (1/M)|F W - Y|² + ridge |W|²`` (bias row unpenalised); returns ``(F, D)``."""
+        m = states.shape[0]
+        n_feat = self._features(states[:1]).shape[1]
+        gram = np.zeros((n_feat, n_feat))
+        cross = np.zeros((n_feat, targets.shape[1]))
+        for start in range(0, m, _GRAM_BLOCK):
+            f = self._features(states[start : start + _GRAM_BLOCK])
+            gram += f.T @ f
+            cross += f.T @ targets[start : start + _GRAM_BLOCK]
+        penalty = np.full(n_feat, self.ridge * m)
+        penalty[-1] = 0.0
+        gram[np.diag_indices_from(gram)] += penalty
+        try:
+            return np.linalg.solve(gram, cross)
+        except np.linalg.LinAlgError:
+            return np.linalg.lstsq(gram, cross, rcond=None)[0]
+
+    @property
+    def min_context(self) -> int:
+        return max(1, self.washout)
+
+    @property
+    def n_parameters(self) -> int:
+        return int(self.w_out_.size) if self.is_fitted else 0
+
+    def forecast(self, context: torch.Tensor, horizon: int) -> torch.Tensor:
+        context = self._check_context(context, horizon)
+        u = self.normalizer_.transform(context).numpy()
+        batch = u.shape[0]
+        _, r = self._drive(u, np.zeros((self.reservoir_size, batch)))
+        w_in, b, a = self.w_in_, self.b_, self.leak_rate
+        out = np.empty((batch, horizon, self.dim_))
+        with np.errstate(over="ignore", invalid="ignore"):
+            for k in range(horizon):
+                pred = self._features(r.T) @ self.w_out_  # (B, D)
+                out[:, k] = pred
+                if k + 1 < horizon:
+                    pre = self.w_ @ r + w_in @ pred.T + b[:, None]
+                    r = np.tanh(pre) if a == 1.0 else (1.0 - a) * r + a * np.tanh(pre)
+        return self.normalizer_.inverse(torch.from_numpy(out))
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "dim": self.dim_,
+            "normalizer": self.normalizer_.state_dict(),
+            "w": (self.w_.indptr, self.w_.indices, self.w_.data),
+            "w_in": self.w_in_,
+            "b": self.b_,
+            "w_out": self.w_out_,
+        }
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        n = self.reservoir_size
+        self.dim_ = state["dim"]
+        self.normalizer_ = Normalizer.from_state_dict(state["normalizer"])
+        indptr, indices, data = state["w"]
+        self.w_ = sp.csr_matrix((data, indices, indptr), shape=(n, n))
+        self.w_in_ = state["w_in"]
+        self.b_ = state["b"]
+        self.w_out_ = state["w_out"]
+
+    def readout_design(self, train: Trajectories) -> tuple[np.ndarray, np.ndarray]:
+        """The ridge problem's design matrix ``(M, F)`` and targets ``(M, D)`` for ``train``.
+
+        Exposed so the readout can be checked against a direct ridge solve.
+        """
+        self._check_fitted()
+        u = self.normalizer_.transform(train.x).numpy()
+        states, _ = self._drive(u[:, :-1], np.zeros((self.reservoir_size, u.shape[0])))
+        x_states = states[self.washout :].transpose(0, 2, 1).reshape(-1, self.reservoir_size)
+        y = u[:, self.washout + 1 :].transpose(1, 0, 2).reshape(-1, self.dim_)
+        return self._features(x_states), y
+
+
+def _spectral_radius(w: sp.csr_matrix, rng: np.random.Generator) -> float:
+    """Largest |eigenvalue| of a sparse matrix (ARPACK; dense fallback for tiny matrices)."""
+    n = w.shape[0]
+    if n <= 64:
+        return float(np.max(np.abs(np.linalg.eigvals(w.toarray()))))
+    v0 = rng.uniform(-1.0, 1.0, n)
+    try:
+        vals = spla.eigs(w, k=1, which="LM", return_eigenvectors=False, v0=v0, maxiter=n * 20)
+        return float(np.abs(vals[0]))
+    except spla.ArpackNoConvergence:
+        return float(np.max(np.abs(np.linalg.eigvals(w.toarray()))))

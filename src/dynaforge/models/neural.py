@@ -1,0 +1,163 @@
+"""Shared machinery for gradient-trained window forecasters (LSTM, GRU, Transformer, MLP).
+
+Every such model sees a window of the ``context_length`` most recent z-scored states and
+predicts the next state as ``last + net(window) * increment_scale``: the network outputs the
+increment in units of its own standard deviation, so its output is O(1) whatever ``dt`` is.
+Training and forecasting use the same :func:`rollout` (the window slides over the model's own
+predictions), so a multi-step loss trains exactly what the forecast does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import abstractmethod
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dynaforge.data import Normalizer, Trajectories, make_windows
+from dynaforge.models.base import AbstractForecaster
+from dynaforge.train import TrainConfig, TrainResult, resolve_device, train_module
+
+
+class StepModel(nn.Module):
+    """Wraps a core network ``(B, L, D) -> (B, D)`` into a next-state predictor."""
+
+    def __init__(self, core: nn.Module, increment_scale: torch.Tensor) -> None:
+        super().__init__()
+        self.core = core
+        self.register_buffer("increment_scale", increment_scale.to(torch.float32))
+
+    def forward(self, window: torch.Tensor) -> torch.Tensor:
+        return window[:, -1] + self.core(window) * self.increment_scale
+
+
+def rollout(module: nn.Module, window: torch.Tensor, steps: int) -> torch.Tensor:
+    """Closed-loop predictions ``(B, steps, D)`` from a window ``(B, L, D)``."""
+    preds = []
+    for _ in range(steps):
+        nxt = module(window)
+        preds.append(nxt)
+        window = torch.cat([window[:, 1:], nxt[:, None]], dim=1)
+    return torch.stack(preds, dim=1)
+
+
+def _as_train_config(train: TrainConfig | dict | None) -> TrainConfig:
+    if train is None:
+        return TrainConfig()
+    if isinstance(train, TrainConfig):
+        return train
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = set(train) - known
+    if unknown:
+        raise ValueError(
+            f"unknown training options {sorted(unknown)}; known: {sorted(known)}"
+        )
+    return TrainConfig(**train)
+
+
+class AbstractNeuralForecaster(AbstractForecaster):
+    """Base for gradient-trained forecasters: subclasses only build the core network.
+
+    Subclass constructors take their architecture hyperparameters plus ``context_length`` and
+    ``train`` (a :class:`~dynaforge.train.TrainConfig` or a dict of its fields), store them, and
+    implement :meth:`_build_core`.
+    """
+
+    context_length: int
+    train: TrainConfig
+
+    def _init_common(self, context_length: int, train: TrainConfig | dict | None) -> None:
+        if context_length < 1:
+            raise ValueError(f"context_length must be >= 1, got {context_length}")
+        self.context_length = context_length
+        self.train = _as_train_config(train)
+
+    def get_params(self) -> dict[str, Any]:
+        params = super().get_params()
+        params["train"] = dataclasses.asdict(self.train)
+        return params
+
+    @abstractmethod
+    def _build_core(self, dim: int) -> nn.Module:
+        """The network mapping a z-scored window ``(B, context_length, dim)`` to ``(B, dim)``."""
+
+    @property
+    def min_context(self) -> int:
+        return self.context_length
+
+    def _windows(self, traj: Trajectories) -> tuple[torch.Tensor, torch.Tensor]:
+        u = self.normalizer_.transform(traj.x).to(torch.float32)
+        return make_windows(u, self.context_length, self.train.rollout_steps)
+
+    def fit(
+        self,
+        train: Trajectories,
+        val: Trajectories | None = None,
+        *,
+        checkpoint: str | Path | None = None,
+        on_epoch_end=None,
+    ) -> AbstractNeuralForecaster:
+        self.dim_ = train.dim
+        self.normalizer_ = Normalizer.fit(train.x)
+        u = self.normalizer_.transform(train.x)
+        increment_scale = (u[:, 1:] - u[:, :-1]).reshape(-1, self.dim_).std(dim=0)
+        torch.manual_seed(self.train.seed)  # parameter initialisation
+        self.module_ = StepModel(self._build_core(self.dim_), increment_scale)
+        result: TrainResult = train_module(
+            self.module_,
+            rollout,
+            self._windows(train),
+            self._windows(val) if val is not None else None,
+            self.train,
+            checkpoint=checkpoint,
+            on_epoch_end=on_epoch_end,
+            description=self.name,
+        )
+        self.history_ = result.history
+        self.train_result_ = result
+        self.module_.to("cpu")
+        self.fitted_ = True
+        return self
+
+    @property
+    def training_history(self) -> dict[str, list[float]] | None:
+        return getattr(self, "history_", None)
+
+    @property
+    def n_parameters(self) -> int:
+        if not self.is_fitted:
+            return 0
+        return sum(p.numel() for p in self.module_.parameters() if p.requires_grad)
+
+    @torch.no_grad()
+    def forecast(self, context: torch.Tensor, horizon: int, *, batch_size: int = 4096) -> torch.Tensor:
+        context = self._check_context(context, horizon)
+        device = resolve_device(self.train.device)
+        self.module_.to(device).eval()
+        window = self.normalizer_.transform(context[:, -self.context_length :]).to(torch.float32)
+        chunks = []
+        for start in range(0, window.shape[0], batch_size):
+            w = window[start : start + batch_size].to(device)
+            chunks.append(rollout(self.module_, w, horizon).cpu())
+        self.module_.to("cpu")
+        return self.normalizer_.inverse(torch.cat(chunks).to(torch.float64))
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "dim": self.dim_,
+            "normalizer": self.normalizer_.state_dict(),
+            "module": self.module_.state_dict(),
+            "history": self.training_history,
+        }
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self.dim_ = state["dim"]
+        self.normalizer_ = Normalizer.from_state_dict(state["normalizer"])
+        core = self._build_core(self.dim_)
+        self.module_ = StepModel(core, torch.ones(self.dim_))
+        self.module_.load_state_dict(state["module"])
+        self.module_.eval()
+        self.history_ = state["history"]

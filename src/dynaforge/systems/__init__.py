@@ -1,0 +1,24 @@
+"""Dynamical systems, looked up by name through :data:`SYSTEMS`."""
+
+from __future__ import annotations
+
+from dynaforge.systems.base import AbstractSystem
+from dynaforge.systems.lorenz import Lorenz63
+
+#: name → system class; the one place a system name on the command line becomes an object.
+SYSTEMS: dict[str, type[AbstractSystem]] = {
+    Lorenz63.name: Lorenz63,
+}
+
+
+def get_system(name: str, **parameters: float) -> AbstractSystem:
+    """The system registered as ``name`` with the given physical parameters."""
+    try:
+        cls = SYSTEMS[name]
+    except KeyError:
+        known = ", ".join(sorted(SYSTEMS))
+        raise ValueError(f"unknown system {name!r}; known systems: {known}") from None
+    return cls(**parameters)
+
+
+__all__ = ["AbstractSystem", "Lorenz63", "SYSTEMS", "get_system"]

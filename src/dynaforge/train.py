@@ -1,0 +1,266 @@
+"""The one training loop for every gradient-trained model.
+
+Reads top to bottom: per epoch, shuffle windows with a seeded generator, take mini-batches on
+the device, roll the model out ``rollout_steps`` steps (multi-step loss when > 1), MSE, Adam
+step with gradient clipping; then a validation pass, early stopping on the validation loss,
+and a checkpoint that can resume the run on its own. The learning-rate schedule is a pure
+function of progress.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+#: Called after every epoch with (epoch, {"train_loss": ..., "val_loss": ..., "lr": ...});
+#: may raise to stop training (Optuna pruning does).
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+#: A rollout maps (module, window (B, L, D), steps K) to predictions (B, K, D).
+RolloutFn = Callable[[nn.Module, torch.Tensor, int], torch.Tensor]
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Hyperparameters of the training loop (not of the model).
+
+    Attributes:
+        epochs: maximum number of passes over the training windows.
+        batch_size: windows per optimiser step.
+        learning_rate: peak Adam learning rate.
+        schedule: ``"cosine"`` (linear warm-up then cosine decay to 1% of peak),
+            ``"exponential"`` (× ``gamma`` per epoch, as in the seed) or ``"constant"``.
+        gamma: decay factor per epoch for the exponential schedule.
+        warmup_epochs: epochs of linear warm-up (cosine schedule).
+        weight_decay: Adam(W) weight decay.
+        rollout_steps: steps of the multi-step loss (1 = one-step teacher forcing).
+        patience: epochs without validation improvement before stopping (0 = never stop early).
+        grad_clip: max gradient norm (None = no clipping).
+        seed: seeds parameter initialisation order and batch shuffling.
+        device: ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
+        max_time_s: wall-clock budget for training; stops after the epoch that exceeds it.
+        progress: show a progress bar.
+    """
+
+    epochs: int = 40
+    batch_size: int = 256
+    learning_rate: float = 2e-3
+    schedule: str = "cosine"
+    gamma: float = 0.9
+    warmup_epochs: int = 1
+    weight_decay: float = 0.0
+    rollout_steps: int = 4
+    patience: int = 8
+    grad_clip: float | None = 1.0
+    seed: int = 0
+    device: str = "auto"
+    max_time_s: float | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.schedule not in ("cosine", "exponential", "constant"):
+            raise ValueError(
+                f"unknown learning-rate schedule {self.schedule!r}; use cosine, exponential or constant"
+            )
+        if self.epochs < 1 or self.batch_size < 1 or self.rollout_steps < 1:
+            raise ValueError("epochs, batch_size and rollout_steps must be >= 1")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``"auto"`` → the first CUDA device when one is present, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    return dev
+
+
+def learning_rate_at(epoch: float, config: TrainConfig) -> float:
+    """Learning rate at fractional ``epoch`` (0-based progress) under ``config.schedule``."""
+    peak = config.learning_rate
+    if config.schedule == "constant":
+        return peak
+    if config.schedule == "exponential":
+        return peak * config.gamma ** math.floor(epoch)
+    warm = max(config.warmup_epochs, 0)
+    if warm and epoch < warm:
+        return peak * (epoch + 1e-3) / warm
+    progress = min(1.0, (epoch - warm) / max(config.epochs - warm, 1e-9))
+    floor = 0.01 * peak
+    return floor + 0.5 * (peak - floor) * (1.0 + math.cos(math.pi * progress))
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a training run returns: per-epoch history and timing."""
+
+    history: dict[str, list[float]]
+    best_epoch: int
+    best_val_loss: float
+    train_time_s: float
+    stopped_early: bool
+
+
+def _rollout_loss(
+    module: nn.Module, rollout: RolloutFn, inputs: torch.Tensor, targets: torch.Tensor
+) -> torch.Tensor:
+    pred = rollout(module, inputs, targets.shape[1])
+    return torch.mean((pred - targets) ** 2)
+
+
+@torch.no_grad()
+def _evaluate(module, rollout, inputs, targets, batch_size) -> float:
+    module.eval()
+    total, count = 0.0, 0
+    for start in range(0, inputs.shape[0], batch_size):
+        xb, yb = inputs[start : start + batch_size], targets[start : start + batch_size]
+        total += float(_rollout_loss(module, rollout, xb, yb)) * xb.shape[0]
+        count += xb.shape[0]
+    return total / max(count, 1)
+
+
+def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def train_module(
+    module: nn.Module,
+    rollout: RolloutFn,
+    train_data: tuple[torch.Tensor, torch.Tensor],
+    val_data: tuple[torch.Tensor, torch.Tensor] | None,
+    config: TrainConfig,
+    *,
+    checkpoint: str | os.PathLike | None = None,
+    on_epoch_end: EpochCallback | None = None,
+    description: str = "train",
+) -> TrainResult:
+    """Train ``module`` in place with the multi-step MSE loss; leaves it at its best epoch.
+
+    Args:
+        module: the network (any device; it is moved to ``config.device``).
+        rollout: maps ``(module, inputs (B, L, D), K)`` to predictions ``(B, K, D)``.
+        train_data: ``inputs (M, L, D)`` and ``targets (M, K, D)`` with ``K >= rollout_steps``
+            (only the first ``rollout_steps`` targets are used), in the model's units.
+        val_data: the same for validation (early stopping); None trains all epochs.
+        config: loop hyperparameters.
+        checkpoint: file to write after every epoch; if it exists, training resumes from it.
+        on_epoch_end: called with (epoch, metrics) after each epoch.
+    """
+    device = resolve_device(config.device)
+    module.to(device)
+    k = config.rollout_steps
+    x_train = train_data[0].to(device=device, dtype=torch.float32)
+    y_train = train_data[1][:, :k].to(device=device, dtype=torch.float32)
+    if y_train.shape[1] < k:
+        raise ValueError(f"targets hold {train_data[1].shape[1]} steps, rollout_steps is {k}")
+    if val_data is not None:
+        x_val = val_data[0].to(device=device, dtype=torch.float32)
+        y_val = val_data[1][:, :k].to(device=device, dtype=torch.float32)
+    optimizer = torch.optim.AdamW(
+        module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    generator = torch.Generator().manual_seed(config.seed)
+    history: dict[str, list[float]] = {"epoch": [], "train_loss": [], "val_loss": [], "lr": []}
+    best_val, best_epoch, best_state = math.inf, 0, copy.deepcopy(module.state_dict())
+    start_epoch, elapsed_before = 0, 0.0
+
+    ckpt_path = Path(checkpoint) if checkpoint is not None else None
+    if ckpt_path is not None and ckpt_path.is_file():
+        state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        module.load_state_dict(state["module"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        history, best_val, best_epoch = state["history"], state["best_val"], state["best_epoch"]
+        best_state = state["best_state"]
+        start_epoch, elapsed_before = state["epoch"], state["elapsed_s"]
+
+    n = x_train.shape[0]
+    steps_per_epoch = max(1, math.ceil(n / config.batch_size))
+    bar = None
+    if config.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.epochs, initial=start_epoch, desc=description, unit="epoch",
+                   leave=False, dynamic_ncols=True)
+    t0 = time.perf_counter()
+    stopped_early = False
+    epoch = start_epoch
+    for epoch in range(start_epoch, config.epochs):
+        module.train()
+        perm = torch.randperm(n, generator=generator).to(device)
+        running = torch.zeros((), device=device)
+        for step in range(steps_per_epoch):
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate_at(epoch + step / steps_per_epoch, config)
+            idx = perm[step * config.batch_size : (step + 1) * config.batch_size]
+            loss = _rollout_loss(module, rollout, x_train[idx], y_train[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip is not None:
+                nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip)
+            optimizer.step()
+            # Accumulate on the device: no host round trip per batch.
+            running += loss.detach() * idx.shape[0]
+        train_loss = float(running) / n
+        if not math.isfinite(train_loss):
+            raise FloatingPointError(
+                f"{description}: training loss became {train_loss} in epoch {epoch + 1}; "
+                "lower the learning rate or enable gradient clipping"
+            )
+        val_loss = (
+            _evaluate(module, rollout, x_val, y_val, 4 * config.batch_size)
+            if val_data is not None
+            else train_loss
+        )
+        history["epoch"].append(epoch + 1)
+        history["train_loss"].append(train_loss)
+        history["val_loss"].append(val_loss)
+        history["lr"].append(optimizer.param_groups[0]["lr"])
+        if val_loss < best_val:
+            best_val, best_epoch = val_loss, epoch + 1
+            best_state = copy.deepcopy(module.state_dict())
+        elapsed = elapsed_before + time.perf_counter() - t0
+        if ckpt_path is not None:
+            _save_checkpoint(ckpt_path, {
+                "module": module.state_dict(), "optimizer": optimizer.state_dict(),
+                "generator": generator.get_state(), "history": history, "best_val": best_val,
+                "best_epoch": best_epoch, "best_state": best_state, "epoch": epoch + 1,
+                "elapsed_s": elapsed,
+            })
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(train=f"{train_loss:.2e}", val=f"{val_loss:.2e}", best=f"{best_val:.2e}")
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1, {"train_loss": train_loss, "val_loss": val_loss,
+                                     "lr": history["lr"][-1]})
+        if config.patience and epoch + 1 - best_epoch >= config.patience:
+            stopped_early = True
+            break
+        if config.max_time_s is not None and elapsed >= config.max_time_s:
+            stopped_early = True
+            break
+    if bar is not None:
+        bar.close()
+    module.load_state_dict(best_state)
+    module.eval()
+    return TrainResult(
+        history=history,
+        best_epoch=best_epoch,
+        best_val_loss=best_val,
+        train_time_s=elapsed_before + time.perf_counter() - t0,
+        stopped_early=stopped_early,
+    )
