@@ -6,6 +6,7 @@ Every command validates its input before doing any work, turns a bad input into 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -15,6 +16,8 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
 
 app = typer.Typer(
@@ -32,7 +35,9 @@ class UsageError(Exception):
 
 
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    # Escaped: a message may hold brackets (paths, lists) that rich would read as markup; soft
+    # wrap: no newline is inserted inside a long path.
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -64,6 +69,52 @@ def _check_writable_dir(path: Path) -> bool:
     except OSError as exc:
         raise UsageError(f"output folder {path} is not writable: {exc.strerror or exc}") from None
     return created
+
+
+def _check_creatable_dir(path: Path) -> None:
+    """Fail early (before any work) when ``path`` cannot become a folder; creates nothing."""
+    if path.exists():
+        if not path.is_dir():
+            raise UsageError(f"output path {path} exists and is not a folder")
+        return
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UsageError(f"cannot create output folder {path}: {ancestor} is not a folder")
+
+
+#: What a benchmark run writes into its folder (and all that --overwrite removes).
+RUN_ARTIFACTS = ("config.json", "metrics.json", "leaderboard.csv", "predictions.npz",
+                 "report.html", "figures", "checkpoints")
+
+
+def _previous_run_config(out: Path) -> dict | None:
+    """The configuration of the run in ``out``, None if there is none; fails when ``out`` holds
+    a config.json that no dynaforge run wrote (so that it is never replaced)."""
+    previous = out / "config.json"
+    if not previous.is_file():
+        return None
+    try:
+        doc = json.loads(previous.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        doc = None
+    if not (isinstance(doc, dict) and {"task", "models"} <= set(doc)):
+        raise UsageError(
+            f"{out} holds a config.json that is not from a dynaforge benchmark run; "
+            "choose another --out"
+        )
+    return doc
+
+
+def _remove_run(out: Path) -> None:
+    """Remove the artifacts of a previous run, and nothing else the folder holds."""
+    for name in RUN_ARTIFACTS:
+        target = out / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
 
 
 @app.command()
@@ -126,7 +177,7 @@ def benchmark(
     from dynaforge.systems import get_system
     from dynaforge.tasks import ForecastingTaskConfig, build_forecasting_data
 
-    get_system(task)  # unknown task names fail here
+    system = get_system(task)  # unknown task names fail here
     file_config = _read_config(config) if config else None
     model_list = [m.strip() for m in models.split(",") if m.strip()] if models else None
     resolved = resolve_config(
@@ -137,29 +188,52 @@ def benchmark(
     resolved["task"]["system"] = task
     for name, params in resolved["models"].items():
         create_model(name, **params)  # unknown model names and bad hyperparameters fail here
-    task_cfg = ForecastingTaskConfig(**resolved["task"])
+    known = [f.name for f in dataclasses.fields(ForecastingTaskConfig)]
+    unknown = sorted(set(resolved["task"]) - set(known))
+    if unknown:
+        raise UsageError(f"unknown task settings {unknown} in the config; known settings: "
+                         f"{', '.join(known)}")
+    try:
+        task_cfg = ForecastingTaskConfig(**resolved["task"])
+    except TypeError as exc:  # a value of the wrong type in the task section
+        raise UsageError(f"bad task configuration: {exc}") from None
     if data is not None and not data.is_file():
         raise UsageError(f"data file {data} does not exist")
+    if data is not None and data.suffix.lower() == ".npy" and data_dt is None:
+        raise UsageError(f"data file {data} is a .npy array, which carries no times; "
+                         "pass --data-dt (the sampling interval)")
 
     out = out or Path("runs") / f"{task}-{preset}"
     resolved_text = json.dumps(resolved, indent=2, sort_keys=True)
-    previous = out / "config.json"
-    if previous.is_file() and previous.read_text() != resolved_text:
-        if not overwrite:
-            raise UsageError(
-                f"{out} holds a run with a different configuration; pass --overwrite to replace "
-                "it or --out for a new folder"
-            )
-        shutil.rmtree(out)
+    # Compared as data, not text: run_benchmark rewrites config.json with its own layout.
+    previous = _previous_run_config(out)
+    replace = previous is not None and previous != json.loads(resolved_text)
+    if replace and not overwrite:
+        raise UsageError(
+            f"{out} holds a run with a different configuration; pass --overwrite to replace "
+            "it or --out for a new folder"
+        )
+    _check_creatable_dir(out)
+    console.print(f"[bold]dynaforge benchmark {task}[/] preset={preset} → {escape(str(out))}")
+    # The data is built (and a user's file read and checked) before the run folder is touched:
+    # bad data leaves no folder behind and never costs the previous run.
+    console.print("simulating data (reference truth: DOP853, rtol=atol=1e-12) ..."
+                  if data is None else f"reading {escape(str(data))} ...")
+    task_data = build_forecasting_data(task_cfg, progress=progress)
+    if data is not None and task_data.train.dim != system.dim:
+        raise UsageError(
+            f"data file {data} has {task_data.train.dim} state columns "
+            f"({', '.join(task_data.state_names)}), but {task} has {system.dim} "
+            f"({', '.join(system.state_names)})"
+        )
+    if replace:
+        _remove_run(out)
     created = _check_writable_dir(out)
     try:
-        console.print(f"[bold]dynaforge benchmark {task}[/] preset={preset} → {out}")
-        console.print("simulating data (reference truth: DOP853, rtol=atol=1e-12) ...")
-        task_data = build_forecasting_data(task_cfg, progress=progress)
         # Written first: a rerun with the same config and folder resumes from checkpoints.
         (out / "config.json").write_text(resolved_text)
         run_benchmark(task_data, resolved["models"], out, config=resolved, progress=progress,
-                      log=lambda msg: console.print(msg, highlight=False))
+                      log=lambda msg: console.print(msg, highlight=False, markup=False))
     except BaseException:
         if created and not any((out / "checkpoints").glob("*")):
             shutil.rmtree(out, ignore_errors=True)
@@ -176,7 +250,10 @@ def _read_config(path: Path) -> dict:
     if path.suffix.lower() in (".yaml", ".yml"):
         import yaml
 
-        doc = yaml.safe_load(text)
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise UsageError(f"config file {path} is not valid YAML: {exc}") from None
     else:
         try:
             doc = json.loads(text)
@@ -184,6 +261,12 @@ def _read_config(path: Path) -> dict:
             raise UsageError(f"config file {path} is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise UsageError(f"config file {path} must hold a mapping with 'task' and/or 'models'")
+    if not isinstance(doc.get("task", {}), dict):
+        raise UsageError(f"config file {path}: 'task' must be a mapping of task settings")
+    models = doc.get("models", {})
+    if not isinstance(models, dict) or not all(isinstance(v, dict) for v in models.values()):
+        raise UsageError(f"config file {path}: 'models' must map model names to mappings of "
+                         "hyperparameters")
     return doc
 
 
@@ -195,7 +278,8 @@ def _print_leaderboard(run_dir: Path) -> None:
     table = Table(title=f"{doc['task'].get('system')} — valid prediction time (Lyapunov times, ε = 0.4)")
     for col in ("rank", "model", "VPT median [IQR]", "ε=0.3", "ε=0.5", "1-step nMSE",
                 "climate", "fit s", "µs/step", "params"):
-        table.add_column(col, justify="right" if col not in ("model",) else "left")
+        table.add_column(col, justify="right" if col not in ("model",) else "left",
+                         no_wrap=col == "model")
     for row in rows:
         name = row["model"]
         if "error" in doc["models"][name]:
@@ -212,7 +296,17 @@ def _print_leaderboard(run_dir: Path) -> None:
             f"{row['train_time_s']:.1f}", f"{row['forecast_time_per_step_s'] * 1e6:.1f}",
             str(row["n_parameters"]),
         )
-    out_console.print(table)
+    _print_table(table)
+
+
+def _print_table(table: Table) -> None:
+    """Print ``table`` to stdout; when stdout is a file or pipe (whose width rich takes as 80
+    columns) at its natural width, so that no name or number is cut short."""
+    if out_console.is_terminal:
+        out_console.print(table)
+        return
+    width = Measurement.get(out_console, out_console.options.update_width(10_000), table).maximum
+    Console(file=out_console.file, width=max(width, 80)).print(table)
 
 
 @app.command()
@@ -232,14 +326,14 @@ def list_models() -> None:
     from dynaforge.models import MODELS
 
     table = Table(title="dynaforge models")
-    table.add_column("name")
+    table.add_column("name", no_wrap=True)
     table.add_column("kind")
     table.add_column("default hyperparameters")
     for name, cls in MODELS.items():
         params = cls().get_params()
         params.pop("train", None)
         table.add_row(name, cls.kind, ", ".join(f"{k}={v}" for k, v in params.items()))
-    out_console.print(table)
+    _print_table(table)
 
 
 @app.command()
@@ -253,6 +347,9 @@ def acf(
     """Autocorrelation of a dataset and the lag where it decorrelates (a window-length guide)."""
     from dynaforge.data import autocorrelation, decorrelation_lag, read_trajectories
 
+    if data.suffix.lower() == ".npy" and dt is None:
+        raise UsageError(f"{data} is a .npy array, which carries no times; pass --dt "
+                         "(the sampling interval)")
     kwargs = {"dt": dt} if data.suffix.lower() == ".npy" else {}
     traj = read_trajectories(data, **kwargs)
     curve = autocorrelation(traj.x, min(max_lag, traj.n_steps - 1))

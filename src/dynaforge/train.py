@@ -1,8 +1,8 @@
 """The one training loop for every gradient-trained model.
 
 Reads top to bottom: per epoch, shuffle windows with a seeded generator, take mini-batches on
-the device, roll the model out ``rollout_steps`` steps (multi-step loss when > 1), MSE, Adam
-step with gradient clipping; then a validation pass, early stopping on the validation loss,
+the device, compute the model's loss (for forecasters: a ``rollout_steps``-step closed-loop
+MSE), Adam step with gradient clipping; then a validation pass, early stopping on the validation loss,
 and a checkpoint that can resume the run on its own. The learning-rate schedule is a pure
 function of progress.
 """
@@ -25,8 +25,8 @@ from torch import nn
 #: may raise to stop training (Optuna pruning does).
 EpochCallback = Callable[[int, dict[str, float]], None]
 
-#: A rollout maps (module, window (B, L, D), steps K) to predictions (B, K, D).
-RolloutFn = Callable[[nn.Module, torch.Tensor, int], torch.Tensor]
+#: A loss maps (module, inputs (B, L, D), targets (B, K, D)) to a scalar.
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclasses.dataclass
@@ -43,6 +43,11 @@ class TrainConfig:
         warmup_epochs: epochs of linear warm-up (cosine schedule).
         weight_decay: Adam(W) weight decay.
         rollout_steps: steps of the multi-step loss (1 = one-step teacher forcing).
+        teacher_forcing: also score the one-step prediction at every window position (causal
+            models: recurrent and attention), many targets per window at no extra cost.
+        window_stride: steps between the starts of consecutive training windows (with teacher
+            forcing every window already scores all its positions, so a stride of a few steps
+            loses little and makes an epoch that much cheaper).
         patience: epochs without validation improvement before stopping (0 = never stop early).
         grad_clip: max gradient norm (None = no clipping).
         seed: seeds parameter initialisation order and batch shuffling.
@@ -59,6 +64,8 @@ class TrainConfig:
     warmup_epochs: int = 1
     weight_decay: float = 0.0
     rollout_steps: int = 4
+    teacher_forcing: bool = True
+    window_stride: int = 1
     patience: int = 8
     grad_clip: float | None = 1.0
     seed: int = 0
@@ -71,8 +78,8 @@ class TrainConfig:
             raise ValueError(
                 f"unknown learning-rate schedule {self.schedule!r}; use cosine, exponential or constant"
             )
-        if self.epochs < 1 or self.batch_size < 1 or self.rollout_steps < 1:
-            raise ValueError("epochs, batch_size and rollout_steps must be >= 1")
+        if min(self.epochs, self.batch_size, self.rollout_steps, self.window_stride) < 1:
+            raise ValueError("epochs, batch_size, rollout_steps and window_stride must be >= 1")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
 
@@ -113,20 +120,13 @@ class TrainResult:
     stopped_early: bool
 
 
-def _rollout_loss(
-    module: nn.Module, rollout: RolloutFn, inputs: torch.Tensor, targets: torch.Tensor
-) -> torch.Tensor:
-    pred = rollout(module, inputs, targets.shape[1])
-    return torch.mean((pred - targets) ** 2)
-
-
 @torch.no_grad()
-def _evaluate(module, rollout, inputs, targets, batch_size) -> float:
+def _evaluate(module, loss_fn, inputs, targets, batch_size) -> float:
     module.eval()
     total, count = 0.0, 0
     for start in range(0, inputs.shape[0], batch_size):
         xb, yb = inputs[start : start + batch_size], targets[start : start + batch_size]
-        total += float(_rollout_loss(module, rollout, xb, yb)) * xb.shape[0]
+        total += float(loss_fn(module, xb, yb)) * xb.shape[0]
         count += xb.shape[0]
     return total / max(count, 1)
 
@@ -139,7 +139,7 @@ def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
 
 def train_module(
     module: nn.Module,
-    rollout: RolloutFn,
+    loss_fn: LossFn,
     train_data: tuple[torch.Tensor, torch.Tensor],
     val_data: tuple[torch.Tensor, torch.Tensor] | None,
     config: TrainConfig,
@@ -148,11 +148,12 @@ def train_module(
     on_epoch_end: EpochCallback | None = None,
     description: str = "train",
 ) -> TrainResult:
-    """Train ``module`` in place with the multi-step MSE loss; leaves it at its best epoch.
+    """Train ``module`` in place to minimise ``loss_fn``; leaves it at its best epoch.
 
     Args:
         module: the network (any device; it is moved to ``config.device``).
-        rollout: maps ``(module, inputs (B, L, D), K)`` to predictions ``(B, K, D)``.
+        loss_fn: maps ``(module, inputs (B, L, D), targets (B, K, D))`` to a scalar loss (the
+            forecasters' multi-step rollout MSE, :func:`dynaforge.models.neural.window_loss`).
         train_data: ``inputs (M, L, D)`` and ``targets (M, K, D)`` with ``K >= rollout_steps``
             (only the first ``rollout_steps`` targets are used), in the model's units.
         val_data: the same for validation (early stopping); None trains all epochs.
@@ -207,7 +208,7 @@ def train_module(
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate_at(epoch + step / steps_per_epoch, config)
             idx = perm[step * config.batch_size : (step + 1) * config.batch_size]
-            loss = _rollout_loss(module, rollout, x_train[idx], y_train[idx])
+            loss = loss_fn(module, x_train[idx], y_train[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip is not None:
@@ -222,7 +223,7 @@ def train_module(
                 "lower the learning rate or enable gradient clipping"
             )
         val_loss = (
-            _evaluate(module, rollout, x_val, y_val, 4 * config.batch_size)
+            _evaluate(module, loss_fn, x_val, y_val, 4 * config.batch_size)
             if val_data is not None
             else train_loss
         )

@@ -4,7 +4,8 @@ Every such model sees a window of the ``context_length`` most recent z-scored st
 predicts the next state as ``last + net(window) * increment_scale``: the network outputs the
 increment in units of its own standard deviation, so its output is O(1) whatever ``dt`` is.
 Training and forecasting use the same :func:`rollout` (the window slides over the model's own
-predictions), so a multi-step loss trains exactly what the forecast does.
+predictions, or a recurrent state carries on), so a multi-step loss trains exactly what the
+forecast does.
 """
 
 from __future__ import annotations
@@ -19,11 +20,24 @@ from torch import nn
 
 from dynaforge.data import Normalizer, Trajectories, make_windows
 from dynaforge.models.base import AbstractForecaster
+import functools
+
 from dynaforge.train import TrainConfig, TrainResult, resolve_device, train_module
 
 
 class StepModel(nn.Module):
-    """Wraps a core network ``(B, L, D) -> (B, D)`` into a next-state predictor."""
+    """Wraps a core network into a next-state predictor and its closed-loop rollout.
+
+    A core maps a z-scored window ``(B, L, D)`` to the next increment ``(B, D)`` in units of
+    ``increment_scale``. Cores may also offer:
+
+    - ``increments_all(window) -> (B, L, D)``: the increment after every prefix of the window
+      (causal models: attention with a causal mask, recurrent networks), used for a
+      teacher-forced loss at every position at no extra cost;
+    - ``start(window) -> (increments (B, L, D), state)`` and
+      ``advance(x, state) -> (increment (B, D), state)``: stateful cores (recurrent networks);
+      a rollout then reads the window once and costs one cell step per predicted step.
+    """
 
     def __init__(self, core: nn.Module, increment_scale: torch.Tensor) -> None:
         super().__init__()
@@ -31,17 +45,58 @@ class StepModel(nn.Module):
         self.register_buffer("increment_scale", increment_scale.to(torch.float32))
 
     def forward(self, window: torch.Tensor) -> torch.Tensor:
+        """The next state ``(B, D)`` after ``window``."""
         return window[:, -1] + self.core(window) * self.increment_scale
 
+    def rollout(self, window: torch.Tensor, steps: int) -> torch.Tensor:
+        """Closed-loop predictions ``(B, steps, D)`` from a window ``(B, L, D)``."""
+        return self.rollout_with_teacher(window, steps)[0]
 
-def rollout(module: nn.Module, window: torch.Tensor, steps: int) -> torch.Tensor:
-    """Closed-loop predictions ``(B, steps, D)`` from a window ``(B, L, D)``."""
-    preds = []
-    for _ in range(steps):
-        nxt = module(window)
-        preds.append(nxt)
-        window = torch.cat([window[:, 1:], nxt[:, None]], dim=1)
-    return torch.stack(preds, dim=1)
+    def rollout_with_teacher(
+        self, window: torch.Tensor, steps: int
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Rollout ``(B, steps, D)`` plus, for causal cores, the teacher-forced next-state
+        predictions ``(B, L - 1, D)`` for positions ``1..L-1`` of the window (else None)."""
+        scale = self.increment_scale
+        preds, teacher = [], None
+        if hasattr(self.core, "advance"):
+            increments, state = self.core.start(window)
+            teacher = window[:, :-1] + increments[:, :-1] * scale
+            x = window[:, -1] + increments[:, -1] * scale
+            preds.append(x)
+            for _ in range(steps - 1):
+                increment, state = self.core.advance(x, state)
+                x = x + increment * scale
+                preds.append(x)
+            return torch.stack(preds, dim=1), teacher
+        for k in range(steps):
+            if k == 0 and hasattr(self.core, "increments_all"):
+                increments = self.core.increments_all(window)
+                teacher = window[:, :-1] + increments[:, :-1] * scale
+                x = window[:, -1] + increments[:, -1] * scale
+            else:
+                x = self(window)
+            preds.append(x)
+            window = torch.cat([window[:, 1:], x[:, None]], dim=1)
+        return torch.stack(preds, dim=1), teacher
+
+
+def rollout(module: StepModel, window: torch.Tensor, steps: int) -> torch.Tensor:
+    """Closed-loop predictions ``(B, steps, D)``: the rollout used by training and forecasting."""
+    return module.rollout(window, steps)
+
+
+def window_loss(
+    module: StepModel, inputs: torch.Tensor, targets: torch.Tensor, *, teacher_forcing: bool = True
+) -> torch.Tensor:
+    """Multi-step rollout MSE, plus (causal cores, ``teacher_forcing``) the one-step MSE at every
+    window position past the first quarter (which has too little history to be judged)."""
+    preds, teacher = module.rollout_with_teacher(inputs, targets.shape[1])
+    loss = torch.mean((preds - targets) ** 2)
+    if teacher_forcing and teacher is not None:
+        skip = inputs.shape[1] // 4
+        loss = loss + torch.mean((teacher[:, skip:] - inputs[:, skip + 1 :]) ** 2)
+    return loss
 
 
 def _as_train_config(train: TrainConfig | dict | None) -> TrainConfig:
@@ -90,7 +145,8 @@ class AbstractNeuralForecaster(AbstractForecaster):
 
     def _windows(self, traj: Trajectories) -> tuple[torch.Tensor, torch.Tensor]:
         u = self.normalizer_.transform(traj.x).to(torch.float32)
-        return make_windows(u, self.context_length, self.train.rollout_steps)
+        return make_windows(u, self.context_length, self.train.rollout_steps,
+                            stride=self.train.window_stride)
 
     def fit(
         self,
@@ -108,7 +164,7 @@ class AbstractNeuralForecaster(AbstractForecaster):
         self.module_ = StepModel(self._build_core(self.dim_), increment_scale)
         result: TrainResult = train_module(
             self.module_,
-            rollout,
+            functools.partial(window_loss, teacher_forcing=self.train.teacher_forcing),
             self._windows(train),
             self._windows(val) if val is not None else None,
             self.train,

@@ -1,4 +1,8 @@
-"""Stacked recurrent forecasters: LSTM and GRU over the context window."""
+"""Stacked recurrent forecasters: LSTM and GRU over the context window.
+
+The recurrent state carries on during a rollout (the window is read once, then one cell step
+per predicted step), in training and in forecasting alike.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,16 @@ class _RecurrentCore(nn.Module):
     def forward(self, window: torch.Tensor) -> torch.Tensor:
         out, _ = self.rnn(window)  # (B, L, hidden)
         return self.head(out[:, -1])
+
+    def start(self, window: torch.Tensor):
+        """Read the window: the increment after every prefix ``(B, L, D)`` and the state."""
+        out, state = self.rnn(window)
+        return self.head(out), state
+
+    def advance(self, x: torch.Tensor, state):
+        """Feed one more state ``x`` ``(B, D)``; the next increment and the new state."""
+        out, state = self.rnn(x[:, None], state)
+        return self.head(out[:, 0]), state
 
 
 class LSTMForecaster(AbstractNeuralForecaster):

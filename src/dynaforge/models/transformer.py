@@ -51,6 +51,10 @@ class _TransformerCore(nn.Module):
     def forward(self, window: torch.Tensor) -> torch.Tensor:
         return self.head(self.norm(self.encode(window)[:, -1]))
 
+    def increments_all(self, window: torch.Tensor) -> torch.Tensor:
+        """The increment after every prefix of the window ``(B, L, D)`` (causal)."""
+        return self.head(self.norm(self.encode(window)))
+
 
 class TransformerForecaster(AbstractNeuralForecaster):
     """Transformer encoder over the window; the last position predicts the next increment.
