@@ -8,7 +8,8 @@ import torch
 from dynaforge.simulate import simulate
 from dynaforge.systems import Lorenz63
 
-torch.set_num_threads(2)
+# Tiny tensors: one thread avoids OpenMP synchronisation costs (and oversubscription).
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

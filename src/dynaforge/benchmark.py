@@ -26,6 +26,7 @@ import torch
 
 import dynaforge
 from dynaforge import metrics
+from dynaforge.data import autocorrelation, decorrelation_lag
 from dynaforge.models import AbstractForecaster, AbstractNeuralForecaster, create_model
 from dynaforge.tasks import ForecastingData
 
@@ -95,9 +96,12 @@ def evaluate_model(model: AbstractForecaster, data: ForecastingData) -> tuple[di
         "forecast_time_per_step_s": forecast_time / max(steps, 1),
         "n_parameters": model.n_parameters,
     }
-    arrays = {f"pred__{model.name}": pred.float().numpy(), f"nrmse__{model.name}": nrmse.astype(np.float32)}
-    if pred_climate is not None:
-        arrays[f"climate__{model.name}"] = pred_climate.float().numpy()
+    # float32 halves the file; a diverged forecast's huge values become inf, as they should.
+    with np.errstate(over="ignore"):
+        arrays = {f"pred__{model.name}": pred.numpy().astype(np.float32),
+                  f"nrmse__{model.name}": nrmse.astype(np.float32)}
+        if pred_climate is not None:
+            arrays[f"climate__{model.name}"] = pred_climate.numpy().astype(np.float32)
     return scores, arrays
 
 
@@ -172,11 +176,20 @@ def run_benchmark(
     }
     _write_atomic(out / "metrics.json", json.dumps(metrics_doc, indent=2, default=_json_default))
     _write_atomic(out / "leaderboard.csv", leaderboard_csv(results))
-    _write_atomic(out / "config.json", json.dumps(config or {}, indent=2, default=_json_default))
-    tmp = out / ".predictions.tmp.npz"
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, out / "predictions.npz")
+    _write_atomic(out / "config.json", json.dumps(config or {}, indent=2, sort_keys=True, default=_json_default))
+    _save_npz(out / "predictions.npz", arrays)
+    # The training data's autocorrelation: how long a window the dynamics remember.
+    max_lag = min(100, data.train.n_steps - 1)
+    acf = autocorrelation(data.train.x, max_lag)
+    _save_npz(out / "acf.npz", {"lag": np.arange(max_lag + 1), "acf": acf.numpy(),
+                                "chosen_context": np.array(decorrelation_lag(acf))})
     return metrics_doc
+
+
+def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
 
 
 def leaderboard_rows(results: dict[str, Any]) -> list[dict[str, Any]]:

@@ -129,6 +129,7 @@ def simulate(
     substeps: Optional[int] = typer.Option(None, "--substeps", help="RK4 steps per sample (default: internal step ≤ the system's reference step)."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu or cuda."),
     output: Path = typer.Option(..., "-o", "--output", help="HDF5 file to write."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
 ) -> None:
     """Simulate trajectories and save them as HDF5 (with system, parameters and dt)."""
     from dynaforge.simulate import simulate as run_simulate
@@ -140,6 +141,8 @@ def simulate(
         raise UsageError(f"output {output} must end in .h5 or .hdf5")
     if not output.parent.exists() or not output.parent.is_dir():
         raise UsageError(f"output folder {output.parent} does not exist")
+    if output.exists() and not overwrite:
+        raise UsageError(f"{output} already exists; pass --overwrite to replace it")
     traj = run_simulate(sys_obj, n_traj=n_traj, steps=steps, dt=dt, seed=seed, method=method,
                         substeps=substeps, device=resolve_device(device), progress=True)
     path = traj.save(output)
@@ -157,7 +160,7 @@ def benchmark(
     noise: Optional[float] = typer.Option(None, "--noise", help="Observation noise, std as a fraction of each state's std (training data and test contexts; truth stays clean)."),
     train_points: Optional[int] = typer.Option(None, "--train-points", help="Total training samples."),
     data: Optional[Path] = typer.Option(None, "--data", help="Your own data (HDF5, CSV with a time column, or NPY (T, D) with --data-dt) instead of simulation."),
-    data_dt: Optional[float] = typer.Option(None, "--data-dt", help="Sampling interval of an NPY file."),
+    data_dt: Optional[float] = typer.Option(None, "--data-dt", help="Sampling interval of an NPY file, or of a CSV without a time column."),
     config: Optional[Path] = typer.Option(None, "--config", help="JSON or YAML file with 'task' and 'models' sections overriding the preset (e.g. a tuned configuration)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder [default: runs/<task>-<preset>]."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the data (models keep their own seeds)."),

@@ -17,6 +17,10 @@ def _neural_train(epochs: int, max_time_s: float, **extra: Any) -> dict[str, Any
     return {"epochs": epochs, "max_time_s": max_time_s, **extra}
 
 
+# Neural budgets are set in epochs (reproducible), calibrated on 2 CPU cores; ``max_time_s``
+# is only a safety cap for slower machines (about twice the expected time).
+_CAUSAL = {"window_stride": 4}
+
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
         "task": {
@@ -25,13 +29,15 @@ PRESETS: dict[str, dict[str, Any]] = {
             "horizon_lyapunov": 20.0, "n_climate": 10, "climate_lyapunov": 100.0,
         },
         "models": {
-            "esn": {"reservoir_size": 1000, "ridge": 1e-12},
+            "esn": {"reservoir_size": 1000},
             "ngrc": {},
-            "lstm": {"hidden_size": 64, "num_layers": 2, "train": _neural_train(30, 35)},
-            "gru": {"hidden_size": 64, "num_layers": 2, "train": _neural_train(30, 35)},
+            "lstm": {"hidden_size": 64, "num_layers": 2, "context_length": 24,
+                     "train": _neural_train(25, 90, **_CAUSAL)},
+            "gru": {"hidden_size": 64, "num_layers": 2, "context_length": 24,
+                    "train": _neural_train(25, 90, **_CAUSAL)},
             "transformer": {"d_model": 32, "nhead": 4, "num_layers": 2, "dim_feedforward": 64,
-                            "train": _neural_train(30, 35)},
-            "mlp": {"train": _neural_train(30, 35)},
+                            "context_length": 24, "train": _neural_train(12, 90, **_CAUSAL)},
+            "mlp": {"train": _neural_train(25, 90)},
             "rk4": {},
             "persistence": {},
         },
@@ -43,12 +49,16 @@ PRESETS: dict[str, dict[str, Any]] = {
             "horizon_lyapunov": 25.0, "n_climate": 20, "climate_lyapunov": 100.0,
         },
         "models": {
-            "esn": {"reservoir_size": 2000, "density": 0.0015, "ridge": 1e-12},
-            "ngrc": {},
-            "lstm": {"train": _neural_train(200, 900)},
-            "gru": {"train": _neural_train(200, 900)},
-            "transformer": {"train": _neural_train(200, 900)},
-            "mlp": {"train": _neural_train(200, 600)},
+            "esn": {"reservoir_size": 2000, "density": 0.0015},
+            "ngrc": {"degree": 5, "ridge": 1e-12},
+            "lstm": {"hidden_size": 64, "num_layers": 2, "context_length": 24,
+                     "train": _neural_train(200, 1800, patience=0, **_CAUSAL)},
+            "gru": {"hidden_size": 64, "num_layers": 2, "context_length": 24,
+                    "train": _neural_train(200, 1800, patience=0, **_CAUSAL)},
+            "transformer": {"d_model": 64, "nhead": 4, "num_layers": 2, "dim_feedforward": 128,
+                            "context_length": 24,
+                            "train": _neural_train(100, 1800, patience=0, **_CAUSAL)},
+            "mlp": {"train": _neural_train(100, 1200, patience=0)},
             "rk4": {},
             "persistence": {},
         },

@@ -52,7 +52,9 @@ class TrainConfig:
         grad_clip: max gradient norm (None = no clipping).
         seed: seeds parameter initialisation order and batch shuffling.
         device: ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
-        max_time_s: wall-clock budget for training; stops after the epoch that exceeds it.
+        max_time_s: wall-clock budget for training; stops after the epoch that exceeds it, and
+            the learning-rate schedule advances by time as well as by epochs. Results then
+            depend on the machine's speed: for reproducible numbers, budget by epochs.
         progress: show a progress bar.
     """
 
@@ -205,8 +207,14 @@ def train_module(
         perm = torch.randperm(n, generator=generator).to(device)
         running = torch.zeros((), device=device)
         for step in range(steps_per_epoch):
+            progress_epochs = epoch + step / steps_per_epoch
+            if config.max_time_s:
+                # Under a time budget the schedule follows whichever runs out first, epochs or
+                # time, so a run cut short by the clock still ends with a decayed rate.
+                spent = elapsed_before + time.perf_counter() - t0
+                progress_epochs = max(progress_epochs, config.epochs * spent / config.max_time_s)
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate_at(epoch + step / steps_per_epoch, config)
+                group["lr"] = learning_rate_at(progress_epochs, config)
             idx = perm[step * config.batch_size : (step + 1) * config.batch_size]
             loss = loss_fn(module, x_train[idx], y_train[idx])
             optimizer.zero_grad(set_to_none=True)

@@ -5,6 +5,10 @@ steps apart (the linear part), and every unique monomial of degree 2..``degree``
 part. A ridge regression maps the features to the increment ``u_{t+1} - u_t``; forecasting adds
 the predicted increment and shifts the delay line.
 
+At dt = 0.04 on Lorenz-63 the quadratic features of the original paper (tuned for dt = 0.025)
+are not enough: degree 4 (630 weights) reaches a median VPT of about 11 Lyapunov times and
+degree 5 about 15, with 120 000 noiseless training points and ridge 1e-10 / 1e-12.
+
 Stability is decided by two knobs exposed here: the ridge weight, and ``feature_scale``, which
 multiplies the z-scored inputs before the monomials are formed and so sets how strongly the
 ridge penalty acts on high-order terms relative to linear ones.
@@ -39,8 +43,8 @@ class NGRC(AbstractForecaster):
         *,
         delays: int = 2,
         skip: int = 1,
-        degree: int = 2,
-        ridge: float = 1e-7,
+        degree: int = 4,
+        ridge: float = 1e-10,
         feature_scale: float = 1.0,
     ) -> None:
         self.delays = delays

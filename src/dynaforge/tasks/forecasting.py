@@ -62,6 +62,14 @@ class ForecastingTaskConfig:
     data_dt: float | None = None
 
     def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.type in ("int",) and (not isinstance(value, int) or isinstance(value, bool)):
+                raise ValueError(f"task setting {field.name} must be an integer, got {value!r}")
+            if field.type in ("float", "float | None") and value is not None and (
+                not isinstance(value, (int, float)) or isinstance(value, bool)
+            ):
+                raise ValueError(f"task setting {field.name} must be a number, got {value!r}")
         if self.noise < 0 or not math.isfinite(self.noise):
             raise ValueError(f"noise must be a non-negative number, got {self.noise}")
         if self.dt is not None and not (math.isfinite(self.dt) and self.dt > 0):
@@ -70,7 +78,7 @@ class ForecastingTaskConfig:
                      "n_test", "context_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.n_climate < 0 or self.n_climate > self.n_test:
+        if self.data is None and not 0 <= self.n_climate <= self.n_test:
             raise ValueError(f"n_climate must be in [0, n_test], got {self.n_climate}")
 
 
@@ -168,16 +176,20 @@ def build_forecasting_data(cfg: ForecastingTaskConfig, *, progress: bool = False
 def _from_file(cfg: ForecastingTaskConfig) -> ForecastingData:
     """A user's own data: split without overlap, score against the held-out data itself."""
     path = Path(cfg.data)
-    kwargs = {"dt": cfg.data_dt} if path.suffix.lower() == ".npy" else {}
+    suffix = path.suffix.lower()
+    kwargs = {"dt": cfg.data_dt} if suffix == ".npy" or (suffix == ".csv" and cfg.data_dt) else {}
     traj = read_trajectories(path, **kwargs)
     if cfg.noise > 0:
         traj = traj.with_noise(cfg.noise, torch.Generator().manual_seed(cfg.seed * 3 + 4))
-    if traj.n_trajectories >= 3:
-        train, val, test = split_by_trajectory(traj, (0.7, 0.15, 0.15),
-                                               torch.Generator().manual_seed(cfg.seed))
-    else:
-        # Gap of one context between blocks so no test window overlaps a training window.
-        train, val, test = split_by_time(traj, (0.7, 0.15, 0.15), gap=cfg.context_steps)
+    try:
+        if traj.n_trajectories >= 3:
+            train, val, test = split_by_trajectory(traj, (0.7, 0.15, 0.15),
+                                                   torch.Generator().manual_seed(cfg.seed))
+        else:
+            # Gap of one context between blocks so no test window overlaps a training window.
+            train, val, test = split_by_time(traj, (0.7, 0.15, 0.15), gap=cfg.context_steps)
+    except ValueError as exc:
+        raise ValueError(f"too few points in {path} for train/validation/test parts: {exc}") from None
     dt = traj.dt
     system_name = traj.metadata.get("system")
     try:
