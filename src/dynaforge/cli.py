@@ -166,6 +166,7 @@ def benchmark(
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the data (models keep their own seeds)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run folder made with a different configuration."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads for torch [default: all cores]; use 1 when other jobs share the machine (OpenMP threads that wait on each other slow down sharply when cores are oversubscribed)."),
 ) -> None:
     """Train every model on the same data, score all on the same test initial conditions.
 
@@ -180,6 +181,12 @@ def benchmark(
     from dynaforge.systems import get_system
     from dynaforge.tasks import ForecastingTaskConfig, build_forecasting_data
 
+    if threads is not None:
+        if threads < 1:
+            raise UsageError(f"--threads must be >= 1, got {threads}")
+        import torch
+
+        torch.set_num_threads(threads)
     system = get_system(task)  # unknown task names fail here
     file_config = _read_config(config) if config else None
     model_list = [m.strip() for m in models.split(",") if m.strip()] if models else None
