@@ -51,14 +51,18 @@ class Lorenz63(AbstractSystem):
 
     def rhs(self, t: float, x: torch.Tensor) -> torch.Tensor:
         x0, x1, x2 = x.unbind(-1)
-        return torch.stack(
-            (
-                self.sigma * (x1 - x0),
-                x0 * (self.rho - x2) - x1,
-                x0 * x1 - self.beta * x2,
-            ),
-            dim=-1,
-        )
+        if torch.is_grad_enabled() and x.requires_grad:
+            return torch.stack(
+                (self.sigma * (x1 - x0), x0 * (self.rho - x2) - x1, x0 * x1 - self.beta * x2),
+                dim=-1,
+            )
+        # Fast path (no autograd): write each component in place into an output laid out like
+        # x, so a component-major x (see integrate_rk4) gets contiguous rows throughout.
+        out = torch.empty_like(x)
+        torch.sub(x1, x0, out=out[..., 0]).mul_(self.sigma)
+        torch.mul(x0, x2, out=out[..., 1]).neg_().add_(x0, alpha=self.rho).sub_(x1)
+        torch.mul(x0, x1, out=out[..., 2]).sub_(x2, alpha=self.beta)
+        return out
 
     def sample_initial_conditions(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """Random states in a box around the attractor, advanced past the transient."""
