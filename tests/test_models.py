@@ -198,3 +198,19 @@ def test_neural_models_learn_something(tiny_lorenz, tiny_lorenz_val):
     assert err_model < 0.1 * err_persist
     hist = model.training_history
     assert hist["train_loss"][-1] < hist["train_loss"][0]
+
+
+@pytest.mark.parametrize("leak", [1.0, 0.6])
+def test_esn_reservoir_follows_the_update_equation(tiny_lorenz, leak):
+    """The fast driver equals r_{t+1} = (1-a) r_t + a tanh(W r_t + W_in u_t + b), written plainly."""
+    esn = create_model("esn", reservoir_size=30, density=0.2, washout=5, leak_rate=leak)
+    esn.fit(tiny_lorenz)
+    u = esn.normalizer_.transform(tiny_lorenz.x[:2, :40]).numpy()
+    states, last = esn._drive(u, np.zeros((30, 2)))
+    w = esn.w_.toarray()
+    for b in range(2):
+        r = np.zeros(30)
+        for t in range(40):
+            r = (1 - leak) * r + leak * np.tanh(w @ r + esn.w_in_ @ u[b, t] + esn.b_)
+            np.testing.assert_allclose(states[t, :, b], r, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(last[:, b], r, rtol=1e-12, atol=1e-12)
