@@ -37,7 +37,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                     "train": _neural_train(25, 90, **_CAUSAL)},
             "transformer": {"d_model": 32, "nhead": 4, "num_layers": 2, "dim_feedforward": 64,
                             "context_length": 16,
-                            "train": _neural_train(12, 90, window_stride=8, rollout_steps=2)},
+                            "train": _neural_train(35, 90, window_stride=8, rollout_steps=2)},
             "mlp": {"train": _neural_train(25, 90)},
             "rk4": {},
             "persistence": {},
