@@ -164,7 +164,6 @@ def run(quick: bool = False) -> dict[str, Any]:
     truth = truth_all[:, cfg["context"]:].numpy()
     scale = truth.reshape(-1, truth.shape[-1]).std(axis=0, ddof=1)
     ctx1 = contexts[:1]
-    ctx1_norm = (ctx1[0].numpy() - mean) / std
 
     # ---- timing: fit and forecast, interleaved, median of `repeats` runs --------------------
     names = ("dynaforge (r)", "dynaforge ([r, r²])", "reservoirpy (r)")
