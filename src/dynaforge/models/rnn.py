@@ -53,10 +53,10 @@ class LSTMForecaster(AbstractNeuralForecaster):
     def __init__(
         self,
         *,
-        hidden_size: int = 128,
+        hidden_size: int = 64,
         num_layers: int = 2,
         dropout: float = 0.0,
-        context_length: int = 16,
+        context_length: int = 24,
         train: TrainConfig | dict | None = None,
     ) -> None:
         self.hidden_size = hidden_size

@@ -74,10 +74,10 @@ class TransformerForecaster(AbstractNeuralForecaster):
     def __init__(
         self,
         *,
-        d_model: int = 64,
+        d_model: int = 32,
         nhead: int = 4,
         num_layers: int = 2,
-        dim_feedforward: int = 128,
+        dim_feedforward: int = 64,
         dropout: float = 0.0,
         context_length: int = 16,
         train: TrainConfig | dict | None = None,
