@@ -57,11 +57,12 @@ class NGRC(AbstractForecaster):
     def min_context(self) -> int:
         return (self.delays - 1) * self.skip + 1
 
-    def _monomials(self, n_linear: int) -> list[tuple[int, ...]]:
+    def _monomials(self, n_linear: int) -> list[torch.Tensor]:
+        """Per degree 2..``degree``: an index matrix ``(n_monomials, degree)`` into the linear
+        features, so each degree's monomials are one gather and one product."""
         return [
-            combo
+            torch.tensor(list(itertools.combinations_with_replacement(range(n_linear), d)))
             for d in range(2, self.degree + 1)
-            for combo in itertools.combinations_with_replacement(range(n_linear), d)
         ]
 
     def _features(self, window: torch.Tensor) -> torch.Tensor:
@@ -71,8 +72,8 @@ class NGRC(AbstractForecaster):
         lin = window[:, newest_first].reshape(window.shape[0], -1)
         lin = lin * self.feature_scale
         parts = [torch.ones_like(lin[:, :1]), lin]
-        for combo in self.monomials_:
-            parts.append(torch.prod(lin[:, list(combo)], dim=1, keepdim=True))
+        for index in self.monomials_:
+            parts.append(lin[:, index].prod(dim=-1))
         return torch.cat(parts, dim=1)
 
     def fit(self, train: Trajectories, val: Trajectories | None = None) -> NGRC:
