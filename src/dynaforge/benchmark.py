@@ -127,6 +127,10 @@ def run_benchmark(
     started = time.perf_counter()
     # Build every model first: a bad name or hyperparameter fails before any training.
     built = {name: create_model(name, **params) for name, params in models.items()}
+    # Written before any training: it marks what the checkpoints belong to, so a rerun with the
+    # same configuration and folder resumes.
+    _write_atomic(out / "config.json",
+                  json.dumps(config or {}, indent=2, sort_keys=True, default=_json_default))
     results: dict[str, Any] = {}
     arrays: dict[str, np.ndarray] = {
         "t": (np.arange(1, data.test_truth.shape[1] + 1) * data.dt / data.time_scale),
@@ -176,7 +180,6 @@ def run_benchmark(
     }
     _write_atomic(out / "metrics.json", json.dumps(metrics_doc, indent=2, default=_json_default))
     _write_atomic(out / "leaderboard.csv", leaderboard_csv(results))
-    _write_atomic(out / "config.json", json.dumps(config or {}, indent=2, sort_keys=True, default=_json_default))
     _save_npz(out / "predictions.npz", arrays)
     # The training data's autocorrelation: how long a window the dynamics remember.
     max_lag = min(100, data.train.n_steps - 1)

@@ -214,10 +214,9 @@ def benchmark(
                          "pass --data-dt (the sampling interval)")
 
     out = out or Path("runs") / f"{task}-{preset}"
-    resolved_text = json.dumps(resolved, indent=2, sort_keys=True)
-    # Compared as data, not text: run_benchmark rewrites config.json with its own layout.
+    # Compared as data (after a JSON round trip, as run_benchmark writes it), not as text.
     previous = _previous_run_config(out)
-    replace = previous is not None and previous != json.loads(resolved_text)
+    replace = previous is not None and previous != json.loads(json.dumps(resolved))
     if replace and not overwrite:
         raise UsageError(
             f"{out} holds a run with a different configuration; pass --overwrite to replace "
@@ -240,8 +239,6 @@ def benchmark(
         _remove_run(out)
     created = _check_writable_dir(out)
     try:
-        # Written first: a rerun with the same config and folder resumes from checkpoints.
-        (out / "config.json").write_text(resolved_text)
         run_benchmark(task_data, resolved["models"], out, config=resolved, progress=progress,
                       log=lambda msg: console.print(msg, highlight=False, markup=False))
     except BaseException:

@@ -2,8 +2,8 @@
 
 Reads top to bottom: per epoch, shuffle windows with a seeded generator, take mini-batches on
 the device, compute the model's loss (for forecasters: a ``rollout_steps``-step closed-loop
-MSE), Adam step with gradient clipping; then a validation pass, early stopping on the validation loss,
-and a checkpoint that can resume the run on its own. The learning-rate schedule is a pure
+MSE), Adam step with gradient clipping; then a validation pass, early stopping on the
+validation loss, and a checkpoint that can resume the run on its own. The learning-rate schedule is a pure
 function of progress.
 """
 

@@ -11,6 +11,7 @@ forecast does.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from abc import abstractmethod
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,6 @@ from torch import nn
 
 from dynaforge.data import Normalizer, Trajectories, make_windows
 from dynaforge.models.base import AbstractForecaster
-import functools
-
 from dynaforge.train import TrainConfig, TrainResult, resolve_device, train_module
 
 
