@@ -15,7 +15,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
@@ -25,6 +24,11 @@ from typing import Any
 import numpy as np
 
 from dynaforge.report import plots
+from dynaforge.report.page import CSS as _CSS
+from dynaforge.report.page import Figure as _Figure
+from dynaforge.report.page import FileNames as _FileNames
+from dynaforge.report.page import anchor as _anchor
+from dynaforge.report.page import write_text_atomic as _write_text_atomic
 
 FIGURES_DIR = "figures"
 REPORT_NAME = "report.html"
@@ -50,12 +54,6 @@ class _Row:
     train_time_s: float = math.nan
     forecast_time_per_step_s: float = math.nan
     n_parameters: float = math.nan
-
-
-@dataclass
-class _Figure:
-    file: str  # relative to run_dir, e.g. "figures/error_growth.png"
-    caption: str
 
 
 def build_report(run_dir: str | os.PathLike[str], *, n_samples: int = 3) -> Path:
@@ -296,36 +294,6 @@ def _bool(x: Any) -> bool | None:
     return None
 
 
-class _FileNames:
-    """Safe, unique figure file names from free-form stems (model names may be anything)."""
-
-    def __init__(self) -> None:
-        self.used: set[str] = set()
-
-    def unique(self, stem: str) -> str:
-        base = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("._") or "figure"
-        name, i = f"{base}.png", 1
-        while name.lower() in self.used:
-            i += 1
-            name = f"{base}_{i}.png"
-        self.used.add(name.lower())
-        return name
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same folder and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # --------------------------------------------------------------------------- formatting
 
 
@@ -487,10 +455,6 @@ def _render_page(metrics: Mapping, rows: Sequence[_Row], eps: float,
     )
 
 
-def _anchor(title: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
-
-
 _LEADERBOARD_TEXT = (
     "Models ranked by median valid prediction time (VPT: the time, in Lyapunov times, until a "
     "forecast's normalised error first exceeds ε = {eps}), with its interquartile range over "
@@ -507,42 +471,3 @@ _ATTRACTOR_TEXT = ("Long-run behaviour: a model with a good short-term forecast 
                    "off the attractor, collapse to a fixed point, or diverge.")
 _ACF_TEXT = ("Autocorrelation of the training data; the dotted line marks the context length "
              "chosen from it.")
-
-_CSS = """
-:root { --fg: #1d232a; --muted: #5b6570; --line: #dde2e7; --accent: #2b6cb0; --bg: #ffffff; }
-* { box-sizing: border-box; }
-body { margin: 0; background: #f5f7f9; color: var(--fg);
-  font: 16px/1.55 -apple-system, BlinkMacSystemFont, "Segoe UI", Roboto, "Helvetica Neue",
-  Arial, sans-serif; }
-main { max-width: 1100px; margin: 0 auto; padding: 2rem 1.5rem 3rem; background: var(--bg); }
-h1 { font-size: 1.8rem; margin: 0 0 .8rem; }
-h2 { font-size: 1.3rem; margin: 2.2rem 0 .6rem; padding-bottom: .3rem;
-  border-bottom: 1px solid var(--line); }
-p { max-width: 75ch; }
-.summary { font-size: 1.05rem; }
-nav { margin: 1rem 0; color: var(--muted); font-size: .95rem; }
-a { color: var(--accent); text-decoration: none; }
-a:hover { text-decoration: underline; }
-.scroll { overflow-x: auto; }
-table { border-collapse: collapse; font-size: .9rem; font-variant-numeric: tabular-nums;
-  white-space: nowrap; }
-th, td { padding: .35rem .6rem; border-bottom: 1px solid var(--line); }
-th { text-align: left; vertical-align: bottom; background: #eef1f4; font-weight: 600; }
-th small { font-weight: 400; color: var(--muted); }
-td.num { text-align: right; }
-td.flag { text-align: center; }
-td.model { font-weight: 600; }
-tr.baseline td { color: var(--muted); }
-tbody tr:hover { background: #f7f9fb; }
-figure { margin: 1.2rem 0; }
-figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
-figcaption { color: var(--muted); font-size: .9rem; margin-top: .3rem; }
-details { margin: .8rem 0; }
-summary { cursor: pointer; color: var(--accent); }
-pre { background: #f3f5f7; padding: 1rem; overflow-x: auto; font-size: .85rem; }
-dl.task { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem;
-  font-size: .9rem; }
-dl.task dt { color: var(--muted); }
-dl.task dd { margin: 0; }
-footer { margin-top: 2.5rem; color: var(--muted); font-size: .85rem; }
-"""
