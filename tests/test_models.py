@@ -24,6 +24,7 @@ TINY = {
     "mlp": {"hidden_size": 16, "num_layers": 2, "context_length": 3, "train": TINY_TRAIN},
     "rk4": {},
     "persistence": {},
+    "sindy": {},
 }
 
 

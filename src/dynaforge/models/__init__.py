@@ -9,6 +9,7 @@ from dynaforge.models.mlp import MLPForecaster
 from dynaforge.models.neural import AbstractNeuralForecaster
 from dynaforge.models.ngrc import NGRC
 from dynaforge.models.rnn import GRUForecaster, LSTMForecaster
+from dynaforge.models.sindy import SINDy
 from dynaforge.models.transformer import TransformerForecaster
 
 #: name → forecaster class; the one place a model name becomes an object.
@@ -23,6 +24,7 @@ MODELS: dict[str, type[AbstractForecaster]] = {
         MLPForecaster,
         RK4Baseline,
         Persistence,
+        SINDy,
     )
 }
 
@@ -48,4 +50,5 @@ __all__ = [
     "AbstractForecaster", "AbstractNeuralForecaster", "NotFittedError", "MODELS",
     "get_model_class", "create_model", "EchoStateNetwork", "NGRC", "LSTMForecaster",
     "GRUForecaster", "TransformerForecaster", "MLPForecaster", "RK4Baseline", "Persistence",
+    "SINDy",
 ]
