@@ -23,12 +23,16 @@ import _common
 import bench_esn
 import bench_lstm_training
 import bench_simulation
+import bench_sindy
+import bench_sindy_ae
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = {
     "simulation": bench_simulation,
     "esn": bench_esn,
     "lstm_training": bench_lstm_training,
+    "sindy": bench_sindy,
+    "sindy_ae": bench_sindy_ae,
 }
 
 
@@ -74,6 +78,23 @@ def _summary_rows(results: dict[str, Any]) -> list[list[str]]:
         if one is not None:
             rows.append(["  same, 1 thread (diagnostic)", "", "", _common.fmt_ratio(one),
                          f">= {goal:.0f}x", _common.goal_mark(one >= goal)])
+    sindy = results.get("sindy")
+    if sindy and "error" not in sindy:
+        one = sindy["predict"]["1"]
+        rows.append(["SINDy predict, one state (µs/call) vs PySINDy",
+                     f"{one['dynaforge_s'] * 1e6:.1f}", f"{one['pysindy_s'] * 1e6:.0f}",
+                     _common.fmt_ratio(one["ratio"]),
+                     f">= {sindy['goal']['predict_speedup_1_state']:.0f}x",
+                     _common.goal_mark(sindy["goal_met"]["predict_speedup_1_state"])])
+        sweep = sindy["sweep"]
+        for eta in ("0.05", "0.1"):
+            ours = sweep["dynaforge"]["weak"].get(eta)
+            peer = max((sweep["pysindy"][m].get(eta, {}).get("exact_support", 0), m)
+                       for m in sweep["pysindy"])
+            if ours:
+                rows.append([f"SINDy exact support at η = {float(eta):.0%} (of {ours['n_seeds']})",
+                             f"{ours['exact_support']} (weak, auto)",
+                             f"{peer[0]} (best: {peer[1]})", "", "", ""])
     return rows
 
 
