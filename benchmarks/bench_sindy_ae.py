@@ -108,7 +108,7 @@ def _ours(batch: int, n_steps: int, n_models: int, need_z: bool, x, dx) -> tuple
         opt.zero_grad(set_to_none=True)
         terms[:, 0].sum().backward()
         opt.step()
-        loss.setdefault("first", float(terms[0, 0]))
+        loss.setdefault("first", float(terms[0, 0].detach()))
 
     return _time_steps(step, n_steps), loss["first"]
 
@@ -125,7 +125,7 @@ def _loop(batch: int, n_steps: int, x, dx) -> tuple[float, float]:
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
-        loss.setdefault("first", float(total))
+        loss.setdefault("first", float(total.detach()))
 
     seconds = _time_steps(step, n_steps) if n_steps else float("nan")
     return seconds, loss.get("first", float("nan"))

@@ -400,6 +400,14 @@ def test_structure_rejects_other_models():
         lorenz_structure(coef[:, :10], names)
 
 
+def test_structure_without_constant_term():
+    coef, names = _lorenz_in_disguise((1, 0, 2), (2.0, -0.5, 1.5), 0.0)
+    keep = [j for j, n in enumerate(names) if n != "1"]
+    match = lorenz_structure(coef[:, keep], [names[j] for j in keep])
+    assert match is not None and match.n_terms == 7
+    assert (match.sigma, match.rho, match.beta) == pytest.approx((10.0, 28.0, 8 / 3))
+
+
 def test_affine_map_recovers_a_known_map():
     rng = np.random.default_rng(0)
     z_true = rng.normal(size=(200, 3))

@@ -113,15 +113,17 @@ def lorenz_structure(coefficients: np.ndarray, names: Sequence[str], *, tol: flo
             (iy, unit(ix), "B1", False), (iy, unit(iy), "B2", True), (iy, unit(ix, iz), "B3", True),
             (iz, unit(), "K", False), (iz, unit(iz), "C1", True), (iz, unit(ix, iy), "C2", True),
         ]
-        if any(e not in column for _, e, _, _ in pattern):
+        if any(e not in column for _, e, _, req in pattern if req):
             continue
+        pattern = [p for p in pattern if p[1] in column]  # e.g. a library without constant
         allowed = np.zeros_like(active)
         for eq, e, _, _ in pattern:
             allowed[eq, column[e]] = True
         if (active & ~allowed).any():
             continue
-        values = {sym: float(coefficients[eq, column[e]]) if active[eq, column[e]] else 0.0
-                  for eq, e, sym, _ in pattern}
+        values = {"B1": 0.0, "K": 0.0}
+        values.update({sym: float(coefficients[eq, column[e]]) if active[eq, column[e]] else 0.0
+                       for eq, e, sym, _ in pattern})
         if any(values[sym] == 0.0 for _, _, sym, req in pattern if req):
             continue
         if values["B1"] == 0.0 and values["K"] == 0.0:  # ρ would be 0: not a Lorenz flow
