@@ -145,7 +145,8 @@ def _first_lorenz() -> dict[str, Any]:
     first = None
     for r in results:
         match = lorenz_structure(r.coefficients, r.feature_names)
-        row = {"seed": r.seed, "n_terms": r.n_terms, "lorenz_7": bool(match and match.n_terms == 7)}
+        row = {"seed": r.seed, "n_terms": r.n_terms, "lorenz_7": bool(match and match.n_terms == 7),
+               "val_loss": r.val_losses["total"], "equations": r.equations(3)}
         if match is not None:
             row.update(sigma=match.sigma, rho=match.rho, beta=match.beta, unit=match.unit)
         if row["lorenz_7"]:

@@ -17,6 +17,7 @@ from dynaforge.models.sindy_ae import (
     SindyAutoencoderNet,
     evaluate_losses,
     get_preset,
+    is_threshold_epoch,
     learning_rate_at,
     load_result,
     polynomial_terms,
@@ -309,6 +310,15 @@ def test_presets():
     assert set(PRESETS) == {"quick", "paper"}
     with pytest.raises(ValueError, match="unknown preset 'fast'"):
         get_preset("fast")
+
+
+def test_threshold_schedule():
+    paper = get_preset("paper")  # the reference rule: i > 0 and i % 500 == 0
+    assert [i for i in range(5001) if is_threshold_epoch(paper, i)] == list(range(500, 5001, 500))
+    cfg = SindyAEConfig(epochs=100, threshold_every=20, threshold_start=30)
+    assert [i for i in range(100) if is_threshold_epoch(cfg, i)] == [30, 50, 70, 90]
+    with pytest.raises(ValueError, match="threshold_start"):
+        SindyAEConfig(threshold_start=0)
 
 
 def test_learning_rate_schedule():
