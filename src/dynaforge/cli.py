@@ -645,3 +645,7 @@ def main() -> None:  # pragma: no cover - console entry point
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
+
+
+# The tuning commands live in their own module; importing it registers them on `app`.
+from dynaforge import cli_tune  # noqa: E402,F401

@@ -200,6 +200,24 @@ class AbstractNeuralForecaster(AbstractForecaster):
         self.module_.to("cpu")
         return self.normalizer_.inverse(torch.cat(chunks).to(torch.float64))
 
+    @torch.no_grad()
+    def forecast_during_fit(self, context: torch.Tensor, horizon: int) -> torch.Tensor:
+        """Forecast ``(B, H, D)`` with the network as it is now, from inside ``fit`` (an epoch
+        callback: tuning reports a validation score every epoch so pruners can stop bad
+        trials). The module stays on its training device and returns to training mode."""
+        if getattr(self, "module_", None) is None:
+            raise RuntimeError(f"{type(self).__name__}.forecast_during_fit: fit has not started")
+        device = next(self.module_.parameters()).device
+        was_training = self.module_.training
+        self.module_.eval()
+        try:
+            window = self.normalizer_.transform(
+                context[:, -self.context_length :].to(torch.float64)).to(torch.float32)
+            pred = rollout(self.module_, window.to(device), horizon).cpu()
+        finally:
+            self.module_.train(was_training)
+        return self.normalizer_.inverse(pred.to(torch.float64))
+
     def _state(self) -> dict[str, Any]:
         return {
             "dim": self.dim_,

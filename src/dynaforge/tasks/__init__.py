@@ -1,5 +1,14 @@
 """Tasks: a data recipe, what is predicted, and how it is scored."""
 
-from dynaforge.tasks.forecasting import ForecastingData, ForecastingTaskConfig, build_forecasting_data
+from dynaforge.tasks.forecasting import (
+    ForecastingData,
+    ForecastingTaskConfig,
+    ValidationForecasts,
+    build_forecasting_data,
+    build_validation_forecasts,
+)
 
-__all__ = ["ForecastingData", "ForecastingTaskConfig", "build_forecasting_data"]
+__all__ = [
+    "ForecastingData", "ForecastingTaskConfig", "ValidationForecasts", "build_forecasting_data",
+    "build_validation_forecasts",
+]

@@ -225,3 +225,80 @@ def _from_file(cfg: ForecastingTaskConfig) -> ForecastingData:
             "horizon_steps": horizon, "n_climate": 0, "noise": cfg.noise, "data": str(path),
         },
     )
+
+
+@dataclasses.dataclass
+class ValidationForecasts:
+    """Forecasts a model is scored on while it is tuned: never the test set.
+
+    Attributes:
+        context: ``(B, L, D)`` observed states before each forecast (noisy when the task is).
+        truth: ``(B, H, D)`` clean truth after each context.
+        scale: ``(D,)`` per-dimension std of the clean validation truth (the error normaliser).
+        dt, time_scale: sampling interval and natural time unit (Lyapunov time).
+        source: how the forecasts were made (for reports).
+    """
+
+    context: torch.Tensor
+    truth: torch.Tensor
+    scale: torch.Tensor
+    dt: float
+    time_scale: float
+    source: str
+
+    def score(self, pred: torch.Tensor, eps: float = 0.4) -> torch.Tensor:
+        """Valid prediction time of each forecast ``pred (B, H, D)``, in natural time units."""
+        from dynaforge import metrics
+
+        nrmse = metrics.normalized_rmse(pred, self.truth, self.scale)
+        return torch.as_tensor(metrics.valid_prediction_time(
+            nrmse, dt=self.dt, time_scale=self.time_scale, eps=eps))
+
+
+def build_validation_forecasts(cfg: ForecastingTaskConfig, data: ForecastingData,
+                               n: int = 32) -> ValidationForecasts:
+    """``n`` validation forecasts of the task's length (``context_steps`` + the test horizon).
+
+    Simulated tasks draw fresh initial conditions from their own random stream (disjoint from
+    the training, validation-trajectory and test streams) and integrate them with the
+    reference solver, as the test truth is. A user's file gives non-overlapping windows of its
+    validation part (fewer than ``n`` when it is short).
+    """
+    if n < 1:
+        raise ValueError(f"the number of validation forecasts must be >= 1, got {n}")
+    horizon = data.test_truth.shape[1]
+    if cfg.data is not None:
+        span = cfg.context_steps + horizon
+        val = data.val
+        if val.n_steps < cfg.context_steps + 1:
+            raise ValueError(f"the validation part of {cfg.data} has {val.n_steps} steps per "
+                             f"trajectory, fewer than context_steps + 1 = {cfg.context_steps + 1}")
+        if val.n_steps < span:
+            horizon = val.n_steps - cfg.context_steps
+            span = val.n_steps
+        windows = [val.x[i, s : s + span] for i in range(val.n_trajectories)
+                   for s in range(0, val.n_steps - span + 1, span)][:n]
+        windows = torch.stack(windows).to(torch.float64)
+        truth = windows[:, cfg.context_steps :]
+        return ValidationForecasts(
+            context=windows[:, : cfg.context_steps], truth=truth,
+            scale=data.scale, dt=data.dt, time_scale=data.time_scale,
+            source=f"{windows.shape[0]} windows of the validation part of {Path(cfg.data).name}",
+        )
+    system = get_system(cfg.system)
+    # A stream of its own: offset far from the 3·seed + k streams of the other splits.
+    x0 = system.sample_initial_conditions(
+        n, torch.Generator().manual_seed(1_000_003 + cfg.seed))
+    truth_all = integrate_reference(system.rhs, x0, dt=data.dt,
+                                    steps=cfg.context_steps - 1 + horizon)
+    context = truth_all[:, : cfg.context_steps]
+    truth = truth_all[:, cfg.context_steps :]
+    scale = truth_all.reshape(-1, system.dim).std(dim=0)
+    if cfg.noise > 0:
+        gen = torch.Generator().manual_seed(1_000_004 + cfg.seed)
+        context = context + cfg.noise * scale * torch.randn(context.shape, generator=gen,
+                                                            dtype=torch.float64)
+    return ValidationForecasts(
+        context=context, truth=truth, scale=scale, dt=data.dt, time_scale=data.time_scale,
+        source=f"{n} initial conditions on the attractor (reference solver), not the test set",
+    )

@@ -1,0 +1,166 @@
+"""``dynaforge sweep``: one hyperparameter over a list of values, each trained with R seeds.
+
+For each value and seed the model is trained on the task's training data and scored by its
+median valid prediction time over the validation forecasts (as tuning is) and over the test
+set (as the benchmark is). The run folder's ``sweep.json`` grows one result at a time, so an
+interrupted sweep resumes where it stopped; ``summary`` holds mean ± std per value.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dynaforge.tasks import ForecastingData, ValidationForecasts
+from dynaforge.tune.space import apply_params
+
+SWEEP_FILE = "sweep.json"
+
+
+def seed_parameter(model: str) -> str | None:
+    """The hyperparameter that seeds ``model``'s randomness (``seed`` or ``train.seed``), or
+    None for a deterministic model."""
+    from dynaforge.models import get_model_class
+
+    params = inspect.signature(get_model_class(model).__init__).parameters
+    if "seed" in params:
+        return "seed"
+    if "train" in params:
+        return "train.seed"
+    return None
+
+
+def parse_values(text: str) -> tuple[str, list[Any]]:
+    """``"NAME=v1,v2,..."`` → (NAME, [values]); values are read as YAML scalars (numbers,
+    true/false, strings)."""
+    import yaml
+
+    if "=" not in text:
+        raise ValueError(f"--param must look like NAME=v1,v2,... (got {text!r})")
+    name, _, rest = text.partition("=")
+    name = name.strip()
+    items = [v.strip() for v in rest.split(",") if v.strip()]
+    if not name or not items:
+        raise ValueError(f"--param must look like NAME=v1,v2,... (got {text!r})")
+    values = []
+    for item in items:
+        try:
+            values.append(yaml.safe_load(item))
+        except yaml.YAMLError:
+            values.append(item)
+    if len({json.dumps(v) for v in values}) != len(values):
+        raise ValueError(f"--param {name}: a value is repeated in {rest!r}")
+    return name, values
+
+
+def _median_vpt(validation: ValidationForecasts, pred: torch.Tensor) -> float:
+    value = float(torch.median(validation.score(pred)))
+    return value if math.isfinite(value) else 0.0
+
+
+def _test_vpt(data: ForecastingData, pred: torch.Tensor) -> float:
+    from dynaforge import metrics
+
+    nrmse = metrics.normalized_rmse(pred, data.test_truth, data.scale)
+    vpt = metrics.valid_prediction_time(nrmse, dt=data.dt, time_scale=data.time_scale, eps=0.4)
+    return float(np.median(vpt))
+
+
+def summarize(results: list[dict[str, Any]], values: list[Any]) -> list[dict[str, Any]]:
+    """Mean ± std (sample std, ddof=1; 0 for one repeat) of each value's results."""
+    out = []
+    for value in values:
+        rows = [r for r in results if r["value"] == value]
+        if not rows:
+            continue
+        scores = np.array([r["score"] for r in rows])
+        entry = {"value": value, "n": len(rows), "mean": float(scores.mean()),
+                 "std": float(scores.std(ddof=1)) if len(rows) > 1 else 0.0,
+                 "train_time_mean_s": float(np.mean([r["train_time_s"] for r in rows]))}
+        tests = [r["test_score"] for r in rows if r.get("test_score") is not None]
+        if tests:
+            entry["test_mean"] = float(np.mean(tests))
+            entry["test_std"] = float(np.std(tests, ddof=1)) if len(tests) > 1 else 0.0
+        out.append(entry)
+    return out
+
+
+def run_sweep(data: ForecastingData, validation: ValidationForecasts, *, task: str, model: str,
+              base_params: dict[str, Any], param: str, values: list[Any], repeats: int,
+              out_dir: str | os.PathLike, progress: bool = True, log=print) -> dict[str, Any]:
+    """Train ``model`` with ``param`` = each of ``values`` and ``repeats`` seeds; write and
+    return the ``sweep.json`` document (resuming the results already in ``out_dir``)."""
+    from dynaforge.models import AbstractNeuralForecaster, create_model
+    from dynaforge.report.page import write_text_atomic
+
+    if repeats < 1:
+        raise ValueError(f"--repeats must be >= 1, got {repeats}")
+    seed_name = seed_parameter(model)
+    if seed_name is None and repeats > 1:
+        log(f"note: {model} is deterministic; every repeat gives the same result")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / SWEEP_FILE
+    doc: dict[str, Any] = {
+        "kind": "sweep", "task": task, "model": model, "param": param, "values": values,
+        "repeats": repeats, "seed_param": seed_name, "base_params": base_params,
+        "metric": f"median validation VPT (Lyapunov times, eps = 0.4) over "
+                  f"{validation.truth.shape[0]} validation forecasts",
+        "test_metric": f"median test VPT over {data.test_truth.shape[0]} test forecasts",
+        "results": [],
+    }
+    if path.is_file():
+        previous = json.loads(path.read_text())
+        same = all(previous.get(k) == json.loads(json.dumps(doc[k]))
+                   for k in ("task", "model", "param", "base_params"))
+        if same:
+            doc["results"] = [r for r in previous.get("results", []) if r["value"] in values]
+    done = {(json.dumps(r["value"]), r["seed"]) for r in doc["results"]}
+    jobs = [(v, s) for v in values for s in range(repeats) if (json.dumps(v), s) not in done]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(values) * repeats, initial=len(values) * repeats - len(jobs),
+                   desc=f"sweep {param}", unit="run", dynamic_ncols=True)
+    horizon_val = validation.truth.shape[1]
+    for value, seed in jobs:
+        overrides = {param: value}
+        if seed_name is not None:
+            overrides[seed_name] = seed
+        params = apply_params(base_params, overrides)
+        mdl = create_model(model, **params)
+        if isinstance(mdl, AbstractNeuralForecaster):
+            mdl.train.progress = False
+        t0 = time.perf_counter()
+        try:
+            mdl.fit(data.train, data.val)
+            train_time = time.perf_counter() - t0
+            score = _median_vpt(validation, mdl.forecast(validation.context, horizon_val))
+            test = _test_vpt(data, mdl.forecast(data.test_context, data.test_truth.shape[1]))
+            error = None
+        except FloatingPointError as exc:  # a diverging run scores 0, and says so
+            train_time, score, test, error = time.perf_counter() - t0, 0.0, 0.0, str(exc)
+        row = {"value": value, "seed": seed, "score": score, "test_score": test,
+               "train_time_s": train_time}
+        if error:
+            row["error"] = error
+        doc["results"].append(row)
+        doc["summary"] = summarize(doc["results"], values)
+        write_text_atomic(path, json.dumps(doc, indent=2, default=str))
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(value=str(value), score=f"{score:.2f}")
+    if bar is not None:
+        bar.close()
+    doc["summary"] = summarize(doc["results"], values)
+    write_text_atomic(path, json.dumps(doc, indent=2, default=str))
+    return doc

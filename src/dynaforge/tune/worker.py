@@ -1,0 +1,272 @@
+"""Running a study: the objective, one worker's loop, and K worker processes.
+
+The objective trains a model with one configuration and returns its median valid prediction
+time over the task's validation forecasts (:func:`dynaforge.tasks.build_validation_forecasts`):
+never the test set. Gradient-trained models report that score after every epoch, so a pruner
+can stop a poor trial early. A model that diverges scores 0.
+
+A worker claims tickets (see :mod:`.study`) until none is left and no other worker's trial is
+still running (one that may yet fail and be re-enqueued); it keeps a heartbeat while a trial
+runs. Workers are processes, each pinned to one GPU when there are GPUs, each with its share
+of the CPU threads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import socket
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.storages import fail_stale_trials
+from optuna.storages._heartbeat import get_heartbeat_thread
+from optuna.trial import TrialState
+
+from dynaforge.tasks import (
+    ForecastingData,
+    ForecastingTaskConfig,
+    ValidationForecasts,
+    build_forecasting_data,
+    build_validation_forecasts,
+)
+from dynaforge.tune.space import apply_params
+from dynaforge.tune.storage import GRACE_PERIOD, HEARTBEAT_INTERVAL, open_storage
+from dynaforge.tune.study import StudyMeta, make_pruner, make_sampler
+
+#: The file a run folder caches the task's data in (building it takes seconds per worker).
+DATA_CACHE = "task_data.pt"
+
+
+@dataclasses.dataclass
+class TuneSpec:
+    """Everything a worker process needs (plain data: it is pickled to each process)."""
+
+    storage_url: str
+    study_name: str
+    meta: dict[str, Any]
+    sampler: str
+    pruner: str
+    seed: int = 0
+    n_trials: int | None = None
+    run_dir: str | None = None
+    heartbeat_interval: int = HEARTBEAT_INTERVAL
+    grace_period: int = GRACE_PERIOD
+    threads: int | None = None
+
+    def study_meta(self) -> StudyMeta:
+        return StudyMeta(**self.meta)
+
+
+def max_epochs(meta: StudyMeta) -> int | None:
+    train = meta.base_params.get("train")
+    if isinstance(train, dict):
+        from dynaforge.train import TrainConfig
+
+        return int(train.get("epochs", TrainConfig().epochs))
+    return None
+
+
+# -- data -------------------------------------------------------------------------------------
+def tuning_task_config(task_config: dict[str, Any]) -> ForecastingTaskConfig:
+    """The task's settings for tuning: the same training data and forecast length, but no
+    test or climate runs (tuning never looks at them)."""
+    cfg = dict(task_config)
+    if cfg.get("data") is None:
+        cfg.update(n_test=1, n_climate=0)
+    return ForecastingTaskConfig(**cfg)
+
+
+def load_task_data(meta: StudyMeta, run_dir: str | os.PathLike | None
+                   ) -> tuple[ForecastingData, ValidationForecasts]:
+    """Build the task's data and validation forecasts, cached in ``run_dir`` when given (a
+    file named by a hash of the settings, written atomically, so concurrent workers agree)."""
+    key = hashlib.sha256(json.dumps([meta.task_config, meta.n_validation],
+                                    sort_keys=True).encode()).hexdigest()[:16]
+    cache = Path(run_dir) / f"{Path(DATA_CACHE).stem}-{key}.pt" if run_dir else None
+    if cache is not None and cache.is_file():
+        try:
+            data, validation = torch.load(cache, weights_only=False)
+            return data, validation
+        except Exception:  # noqa: BLE001 - a damaged cache is rebuilt
+            pass
+    cfg = tuning_task_config(meta.task_config)
+    data = build_forecasting_data(cfg)
+    validation = build_validation_forecasts(cfg, data, meta.n_validation)
+    if cache is not None:
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+        torch.save((data, validation), tmp)
+        os.replace(tmp, cache)
+    return data, validation
+
+
+# -- the objective ----------------------------------------------------------------------------
+class Objective:
+    """Train with the trial's configuration; return the median validation VPT (Lyapunov
+    times). Neural models report it every epoch for the pruner."""
+
+    def __init__(self, meta: StudyMeta, data: ForecastingData, validation: ValidationForecasts,
+                 *, worker: str = "") -> None:
+        self.meta = meta
+        self.space = meta.search_space()
+        self.data = data
+        self.validation = validation
+        self.worker = worker
+
+    def params_for(self, trial: optuna.Trial) -> dict[str, Any]:
+        return apply_params(self.meta.base_params, self.space.suggest(trial))
+
+    def score(self, pred: torch.Tensor) -> float:
+        return float(torch.median(self.validation.score(pred)))
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        from dynaforge.models import AbstractNeuralForecaster, create_model
+
+        params = self.params_for(trial)
+        trial.set_user_attr("worker", self.worker)
+        model = create_model(self.meta.model, **params)
+        horizon = self.validation.truth.shape[1]
+        context = self.validation.context
+        t0 = time.perf_counter()
+        try:
+            if isinstance(model, AbstractNeuralForecaster):
+                model.train.progress = False
+
+                def on_epoch_end(epoch: int, _metrics: dict[str, float]) -> None:
+                    value = self.score(model.forecast_during_fit(context, horizon))
+                    trial.report(value, epoch)
+                    if trial.should_prune():
+                        raise optuna.TrialPruned(f"pruned after epoch {epoch}: "
+                                                 f"validation VPT {value:.2f}")
+
+                model.fit(self.data.train, self.data.val, on_epoch_end=on_epoch_end)
+            else:
+                model.fit(self.data.train, self.data.val)
+            pred = model.forecast(context, horizon)
+        except FloatingPointError as exc:  # a diverging training run: the worst score
+            trial.set_user_attr("diverged", str(exc))
+            return 0.0
+        vpt = self.validation.score(pred)
+        value = float(torch.median(vpt))
+        trial.set_user_attr("train_time_s", time.perf_counter() - t0)
+        trial.set_user_attr("vpt_q25", float(torch.quantile(vpt.double(), 0.25)))
+        trial.set_user_attr("vpt_q75", float(torch.quantile(vpt.double(), 0.75)))
+        return value if math.isfinite(value) else 0.0
+
+
+# -- one worker -------------------------------------------------------------------------------
+def _claim_ticket(study: optuna.Study) -> optuna.Trial | None:
+    # The storage moves a WAITING trial to RUNNING for exactly one caller (Optuna's own queue;
+    # `study.ask()` would create a new trial when the queue is empty, overrunning the budget).
+    study._thread_local.cached_all_trials = None
+    trial_id = study._pop_waiting_trial_id()
+    return None if trial_id is None else optuna.Trial(study, trial_id)
+
+
+def run_worker(spec: TuneSpec, worker_index: int = 0, *, log=None) -> int:
+    """Run tickets of the study until none is left; returns how many trials this worker ran."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if spec.threads:
+        torch.set_num_threads(spec.threads)
+    meta = spec.study_meta()
+    space = meta.search_space()
+    storage = open_storage(spec.storage_url, heartbeat_interval=spec.heartbeat_interval,
+                           grace_period=spec.grace_period)
+    from dynaforge.tune.study import default_values, full_defaults
+
+    sampler = make_sampler(spec.sampler, space, seed=spec.seed, worker=worker_index,
+                           n_trials=spec.n_trials or 20,
+                           x0=default_values(space, full_defaults(meta.model, meta.base_params)))
+    study = optuna.load_study(study_name=spec.study_name, storage=storage, sampler=sampler,
+                              pruner=make_pruner(spec.pruner, max_epochs=max_epochs(meta)))
+    data, validation = load_task_data(meta, spec.run_dir)
+    name = f"{socket.gethostname()}:{os.getpid()}"
+    objective = Objective(meta, data, validation, worker=name)
+    ran = 0
+    while True:
+        fail_stale_trials(study)  # a dead worker's trial: failed and re-enqueued
+        trial = _claim_ticket(study)
+        if trial is None:
+            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if not running:
+                return ran
+            # Another worker's trial may still die and come back as a ticket: wait for it.
+            time.sleep(min(spec.heartbeat_interval, 5))
+            continue
+        ran += 1
+        with get_heartbeat_thread(trial._trial_id, storage):
+            _run_trial(study, trial, objective, log)
+
+
+def _run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective, log) -> None:
+    try:
+        value = objective(trial)
+    except optuna.TrialPruned:
+        study.tell(trial, state=TrialState.PRUNED)
+        return
+    except Exception as exc:  # noqa: BLE001 - a failing configuration must not stop the study
+        trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
+        trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
+        study.tell(trial, state=TrialState.FAIL)
+        if log:
+            log(f"trial {trial.number} failed: {type(exc).__name__}: {exc}")
+        return
+    study.tell(trial, value)
+
+
+def _worker_process(spec: TuneSpec, worker_index: int) -> None:
+    run_worker(spec, worker_index)
+
+
+def run_workers(spec: TuneSpec, workers: int, *, on_poll=None, poll_s: float = 2.0) -> list[int]:
+    """Start ``workers`` processes on the study and wait for them; returns their exit codes.
+
+    Each process gets ``cores // workers`` CPU threads (unless ``spec.threads`` says) and, when
+    GPUs exist, ``CUDA_VISIBLE_DEVICES`` = one GPU (round robin). ``on_poll()`` is called every
+    ``poll_s`` seconds while they run (the progress bar).
+    """
+    ctx = multiprocessing.get_context("spawn")
+    cores = os.cpu_count() or 1
+    n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    threads = spec.threads or max(1, cores // workers)
+    procs = []
+    saved = os.environ.get("CUDA_VISIBLE_DEVICES")
+    try:
+        for i in range(workers):
+            if n_gpus:
+                os.environ["CUDA_VISIBLE_DEVICES"] = str(i % n_gpus)
+            p = ctx.Process(target=_worker_process,
+                            args=(dataclasses.replace(spec, threads=threads), i),
+                            name=f"dynaforge-tune-{i}")
+            p.start()
+            procs.append(p)
+    finally:
+        if n_gpus:
+            if saved is None:
+                os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+            else:
+                os.environ["CUDA_VISIBLE_DEVICES"] = saved
+    try:
+        while any(p.is_alive() for p in procs):
+            if on_poll is not None:
+                on_poll()
+            for p in procs:
+                p.join(timeout=poll_s / max(len(procs), 1))
+    except BaseException:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        for p in procs:
+            p.join(timeout=10)
+        raise
+    if on_poll is not None:
+        on_poll()
+    return [p.exitcode for p in procs]

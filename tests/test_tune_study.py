@@ -1,0 +1,257 @@
+"""Studies across worker processes: exact budgets, a killed worker's trial retried, storages
+(the embedded journal file and a real PostgreSQL server on loopback), resume and bad input."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from dynaforge.tune.run import objective_text, prepare_study
+from dynaforge.tune.space import parse_space
+from dynaforge.tune.storage import StorageError, default_storage_url, open_storage
+from dynaforge.tune.study import StudyMeta, StudyMismatchError
+from dynaforge.tune.worker import TuneSpec, load_task_data, run_worker, run_workers
+
+TINY_TASK = {"system": "lorenz63", "train_points": 1600, "train_trajectories": 2,
+             "val_points": 400, "val_trajectories": 2, "n_test": 2, "context_steps": 40,
+             "horizon_lyapunov": 2.0, "n_climate": 0}
+ESN_SPACE = {"reservoir_size": {"low": 30, "high": 80},
+             "spectral_radius": {"low": 0.3, "high": 1.2}}
+
+
+def _meta(model="esn", base=None, space=None) -> StudyMeta:
+    space = space or ESN_SPACE
+    return StudyMeta(task="lorenz63", model=model, task_config=TINY_TASK,
+                     base_params=base or {"reservoir_size": 50, "washout": 20},
+                     space=parse_space(space, model=model).to_dict(), n_validation=4,
+                     objective=objective_text(4))
+
+
+def _spec(url, run_dir, *, n_trials, meta=None, sampler="random", heartbeat=1, grace=3,
+          name="s") -> TuneSpec:
+    return TuneSpec(storage_url=url, study_name=name, meta=(meta or _meta()).to_json(),
+                    sampler=sampler, pruner="none", seed=0, n_trials=n_trials,
+                    run_dir=str(run_dir), heartbeat_interval=heartbeat, grace_period=grace,
+                    threads=1)
+
+
+def _states(study: optuna.Study) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        out[t.state.name] = out.get(t.state.name, 0) + 1
+    return out
+
+
+def _load(spec: TuneSpec) -> optuna.Study:
+    return optuna.load_study(study_name=spec.study_name, storage=open_storage(spec.storage_url))
+
+
+# -- PostgreSQL on loopback -------------------------------------------------------------------
+def _pg_bin() -> str | None:
+    for cand in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+        if os.path.exists(os.path.join(cand, "initdb")):
+            return cand
+    found = shutil.which("initdb")
+    return os.path.dirname(found) if found else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A throw-away PostgreSQL cluster on 127.0.0.1 (as the postgres user when we are root)."""
+    bindir = _pg_bin()
+    if bindir is None:
+        if os.environ.get("DYNAFORGE_REQUIRE_POSTGRES"):
+            pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) not found; .ci/run "
+                        "installs Debian's postgresql package")
+        pytest.skip("PostgreSQL server binaries not installed")
+    root = os.geteuid() == 0
+    data = tempfile.mkdtemp(prefix="dynaforge-pg-")
+    prefix = ["runuser", "-u", "postgres", "--"] if root else []
+    if root:
+        shutil.chown(data, "postgres", "postgres")
+    port = _free_port()
+    subprocess.run([*prefix, f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "dynaforge",
+                    "--no-sync"], check=True, capture_output=True)
+    subprocess.run([*prefix, f"{bindir}/pg_ctl", "-D", data, "-l", f"{data}/log", "-w", "-o",
+                    f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off "
+                    "-c max_connections=100", "start"], check=True, capture_output=True)
+    try:
+        yield f"postgresql://dynaforge@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*prefix, f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+# -- the budget -------------------------------------------------------------------------------
+def test_journal_two_processes_finish_exactly_the_budget(tmp_path):
+    spec = _spec(default_storage_url(tmp_path), tmp_path, n_trials=8)
+    prepare_study(spec, log=lambda m: None)
+    load_task_data(spec.study_meta(), tmp_path)  # built once; the workers load it
+    codes = run_workers(spec, 2)
+    assert codes == [0, 0]
+    study = _load(spec)
+    assert _states(study) == {"COMPLETE": 8}
+    trials = study.get_trials()
+    assert sorted(t.number for t in trials) == list(range(8))
+    # The first ticket is the model's default configuration (the report's "before").
+    default = [t for t in trials if t.user_attrs.get("default")]
+    assert len(default) == 1
+    assert default[0].params == {"reservoir_size": 50, "spectral_radius": 0.9}
+
+
+def test_postgres_four_workers_25_trials_each_give_exactly_100(postgres_url, tmp_path):
+    # Trials of a few tenths of a second, so that all four workers join in.
+    meta = _meta(base={"reservoir_size": 400, "washout": 20},
+                 space={"reservoir_size": {"low": 300, "high": 500},
+                        "spectral_radius": {"low": 0.3, "high": 1.2}})
+    spec = _spec(postgres_url, tmp_path, n_trials=100, meta=meta, name="four-workers")
+    prepare_study(spec, log=lambda m: None)
+    load_task_data(spec.study_meta(), tmp_path)
+    assert run_workers(spec, 4) == [0, 0, 0, 0]
+    study = _load(spec)
+    trials = study.get_trials()
+    assert _states(study) == {"COMPLETE": 100}
+    assert sorted(t.number for t in trials) == list(range(100))  # none lost, none twice
+    per_worker = {}
+    for t in trials:
+        per_worker[t.user_attrs["worker"]] = per_worker.get(t.user_attrs["worker"], 0) + 1
+    assert len(per_worker) == 4 and sum(per_worker.values()) == 100
+
+
+def _slow_meta() -> StudyMeta:
+    # An LSTM trial takes seconds: long enough to be killed in the middle of one.
+    return _meta(model="lstm", base={"hidden_size": 8, "num_layers": 1, "context_length": 8,
+                                     "train": {"epochs": 40, "batch_size": 64,
+                                               "window_stride": 4, "patience": 0}},
+                 space={"hidden_size": {"choices": [8, 12]}})
+
+
+@pytest.mark.parametrize("storage", ["journal", "postgres"])
+def test_sigkilled_worker_trial_is_failed_and_retried(storage, tmp_path, request):
+    url = default_storage_url(tmp_path) if storage == "journal" else \
+        request.getfixturevalue("postgres_url")
+    spec = _spec(url, tmp_path, n_trials=2, meta=_slow_meta(), name=f"kill-{storage}")
+    prepare_study(spec, log=lambda m: None)
+    load_task_data(spec.study_meta(), tmp_path)
+    import multiprocessing
+
+    from dynaforge.tune.worker import _worker_process
+
+    proc = multiprocessing.get_context("spawn").Process(target=_worker_process, args=(spec, 0))
+    proc.start()
+    study = _load(spec)
+    deadline = time.monotonic() + 120
+    while not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        assert time.monotonic() < deadline and proc.is_alive(), "the worker never started a trial"
+        time.sleep(0.2)
+    time.sleep(1.5)  # mid-trial, with a heartbeat recorded
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join()
+    killed = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))[0]
+    ran = run_worker(spec, 1)  # waits out the grace period, fails and retries the trial
+    assert ran >= 2
+    trials = _load(spec).get_trials()
+    by_state = {s: [t for t in trials if t.state.name == s] for s in ("COMPLETE", "FAIL")}
+    assert len(by_state["COMPLETE"]) == 2 and len(by_state["FAIL"]) == 1
+    assert by_state["FAIL"][0].number == killed.number
+    retry = [t for t in by_state["COMPLETE"] if t.system_attrs.get("failed_trial") == killed.number]
+    assert len(retry) == 1 and retry[0].params == killed.params
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+
+
+# -- resume and mismatches --------------------------------------------------------------------
+def test_resume_runs_the_leftover_tickets_and_grows_the_budget(tmp_path):
+    spec = _spec(default_storage_url(tmp_path), tmp_path, n_trials=3)
+    prepare_study(spec, log=lambda m: None)
+    study = _load(spec)
+    # Simulate an interruption: one ticket done by hand, the rest left waiting.
+    trial = study.ask()
+    study.tell(trial, 1.0)
+    assert _states(study) == {"COMPLETE": 1, "WAITING": 2}
+    run_worker(spec, 0)
+    assert _states(_load(spec)) == {"COMPLETE": 3}
+    bigger = _spec(default_storage_url(tmp_path), tmp_path, n_trials=5)
+    prepare_study(bigger, log=lambda m: None)
+    run_worker(bigger, 0)
+    assert _states(_load(spec)) == {"COMPLETE": 5}
+    assert _load(spec).user_attrs["n_trials"] == 5
+
+
+def test_existing_study_with_another_direction_or_space_is_refused(tmp_path):
+    url = default_storage_url(tmp_path)
+    optuna.create_study(study_name="minimised", storage=open_storage(url), direction="minimize")
+    with pytest.raises(StudyMismatchError, match="direction minimize"):
+        prepare_study(_spec(url, tmp_path, n_trials=2, name="minimised"), log=lambda m: None)
+    prepare_study(_spec(url, tmp_path, n_trials=2, name="esn"), log=lambda m: None)
+    other = _meta(space={"spectral_radius": {"low": 0.1, "high": 1.0}})
+    with pytest.raises(StudyMismatchError, match="another search space"):
+        prepare_study(_spec(url, tmp_path, n_trials=2, meta=other, name="esn"),
+                      log=lambda m: None)
+
+
+def test_unreachable_or_unknown_storage_is_a_clear_error(tmp_path):
+    port = _free_port()  # nothing listens there
+    with pytest.raises(StorageError, match="cannot reach storage postgresql://"):
+        open_storage(f"postgresql://someone:secret@127.0.0.1:{port}/db")
+    try:
+        open_storage(f"postgresql://someone:secret@127.0.0.1:{port}/db")
+    except StorageError as exc:
+        assert "secret" not in str(exc)  # the password is never printed
+    with pytest.raises(StorageError, match="unknown storage"):
+        open_storage("redis://localhost")
+    with pytest.raises(StorageError, match="does not exist"):
+        open_storage(f"journal:{tmp_path}/missing/study.journal")
+
+
+def test_grid_search_runs_every_grid_point_once(tmp_path):
+    space = {"reservoir_size": {"low": 30, "high": 80, "grid": [30, 60]},
+             "spectral_radius": {"low": 0.3, "high": 1.2, "grid": [0.5, 0.9, 1.1]}}
+    spec = _spec(default_storage_url(tmp_path), tmp_path, n_trials=None, sampler="grid",
+                 meta=_meta(space=space))
+    prepare_study(spec, log=lambda m: None)
+    run_worker(spec, 0)
+    trials = _load(spec).get_trials()
+    points = sorted((t.params["reservoir_size"], t.params["spectral_radius"]) for t in trials)
+    assert points == sorted((r, s) for r in (30, 60) for s in (0.5, 0.9, 1.1))
+    assert all(t.state is TrialState.COMPLETE for t in trials)
+
+
+def test_exports_and_best_config(tmp_path):
+    from dynaforge.tune.run import run_tune
+
+    spec = _spec(default_storage_url(tmp_path), tmp_path, n_trials=4, sampler="es")
+    summary = run_tune(spec, workers=1, progress=False, preset="quick", log=lambda m: None)
+    assert summary["counts"]["COMPLETE"] == 4
+    best = summary["best"]
+    values = [t["value"] for t in []]  # noqa: F841 - kept simple: compare with the CSV below
+    import csv
+
+    rows = list(csv.DictReader((tmp_path / "trials.csv").open()))
+    assert len(rows) == 4 and {r["state"] for r in rows} == {"COMPLETE"}
+    assert max(float(r["value"]) for r in rows) == pytest.approx(best["value"], rel=1e-5)
+    import yaml
+
+    doc = yaml.safe_load((tmp_path / "best_config.yaml").read_text())
+    assert doc["models"]["esn"]["reservoir_size"] == best["params"]["reservoir_size"]
+    assert doc["models"]["esn"]["washout"] == 20  # base hyperparameters carried over
+    assert doc["task"]["train_points"] == TINY_TASK["train_points"]
+    assert json.loads((tmp_path / "study.json").read_text())["sampler"] == "es"
