@@ -581,17 +581,20 @@ def _discover_autoencoder(target, noise, preset, seeds, epochs, device, seed, ou
 
 @app.command()
 @_guard
-def report(run_dir: Path = typer.Argument(..., help="A benchmark or discovery run folder.")) -> None:
-    """Rebuild report.html and the figures of a benchmark or discovery run folder."""
+def report(run_dir: Path = typer.Argument(..., help="A benchmark, discovery, tune or sweep run folder.")) -> None:
+    """Rebuild report.html and the figures of a benchmark, discovery, tune or sweep run folder."""
     from dynaforge.report import build_report
     from dynaforge.report.discovery import build_discovery_report
+    from dynaforge.report.tune import build_sweep_report, build_tune_report
 
-    if (run_dir / "discovery.json").is_file():
-        console.print(f"report: {build_discovery_report(run_dir)}")
-        return
+    for marker, builder in (("discovery.json", build_discovery_report),
+                            ("study.json", build_tune_report), ("sweep.json", build_sweep_report)):
+        if (run_dir / marker).is_file():
+            console.print(f"report: {builder(run_dir)}")
+            return
     if not (run_dir / "metrics.json").is_file():
-        raise UsageError(f"{run_dir} is not a benchmark or discovery run folder (no "
-                         "metrics.json or discovery.json)")
+        raise UsageError(f"{run_dir} is not a run folder of dynaforge (no metrics.json, "
+                         "discovery.json, study.json or sweep.json)")
     console.print(f"report: {build_report(run_dir)}")
 
 
