@@ -25,6 +25,7 @@ import bench_lstm_training
 import bench_simulation
 import bench_sindy
 import bench_sindy_ae
+import bench_tune
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = {
@@ -33,6 +34,7 @@ BENCHMARKS = {
     "lstm_training": bench_lstm_training,
     "sindy": bench_sindy,
     "sindy_ae": bench_sindy_ae,
+    "tune": bench_tune,
 }
 
 

@@ -3,21 +3,17 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-import shutil
 import signal
 import socket
-import subprocess
-import tempfile
 import time
-from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
+from dynaforge.tune.local_postgres import local_postgres, server_binaries
 from dynaforge.tune.run import objective_text, prepare_study
 from dynaforge.tune.space import parse_space
 from dynaforge.tune.storage import StorageError, default_storage_url, open_storage
@@ -59,14 +55,6 @@ def _load(spec: TuneSpec) -> optuna.Study:
 
 
 # -- PostgreSQL on loopback -------------------------------------------------------------------
-def _pg_bin() -> str | None:
-    for cand in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
-        if os.path.exists(os.path.join(cand, "initdb")):
-            return cand
-    found = shutil.which("initdb")
-    return os.path.dirname(found) if found else None
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -75,30 +63,14 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def postgres_url():
-    """A throw-away PostgreSQL cluster on 127.0.0.1 (as the postgres user when we are root)."""
-    bindir = _pg_bin()
-    if bindir is None:
+    """A throw-away PostgreSQL cluster on 127.0.0.1 (.ci/run makes sure one is installed)."""
+    if server_binaries() is None:
         if os.environ.get("DYNAFORGE_REQUIRE_POSTGRES"):
             pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) not found; .ci/run "
                         "installs Debian's postgresql package")
         pytest.skip("PostgreSQL server binaries not installed")
-    root = os.geteuid() == 0
-    data = tempfile.mkdtemp(prefix="dynaforge-pg-")
-    prefix = ["runuser", "-u", "postgres", "--"] if root else []
-    if root:
-        shutil.chown(data, "postgres", "postgres")
-    port = _free_port()
-    subprocess.run([*prefix, f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", "dynaforge",
-                    "--no-sync"], check=True, capture_output=True)
-    subprocess.run([*prefix, f"{bindir}/pg_ctl", "-D", data, "-l", f"{data}/log", "-w", "-o",
-                    f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off "
-                    "-c max_connections=100", "start"], check=True, capture_output=True)
-    try:
-        yield f"postgresql://dynaforge@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*prefix, f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"],
-                       capture_output=True)
-        shutil.rmtree(data, ignore_errors=True)
+    with local_postgres() as url:
+        yield url
 
 
 # -- the budget -------------------------------------------------------------------------------
@@ -242,7 +214,6 @@ def test_exports_and_best_config(tmp_path):
     summary = run_tune(spec, workers=1, progress=False, preset="quick", log=lambda m: None)
     assert summary["counts"]["COMPLETE"] == 4
     best = summary["best"]
-    values = [t["value"] for t in []]  # noqa: F841 - kept simple: compare with the CSV below
     import csv
 
     rows = list(csv.DictReader((tmp_path / "trials.csv").open()))
