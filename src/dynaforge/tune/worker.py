@@ -226,6 +226,10 @@ def _worker_process(spec: TuneSpec, worker_index: int) -> None:
     run_worker(spec, worker_index)
 
 
+#: Environment variables that size the thread pools of OpenMP, OpenBLAS and MKL.
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def run_workers(spec: TuneSpec, workers: int, *, on_poll=None, poll_s: float = 2.0) -> list[int]:
     """Start ``workers`` processes on the study and wait for them; returns their exit codes.
 
@@ -238,8 +242,13 @@ def run_workers(spec: TuneSpec, workers: int, *, on_poll=None, poll_s: float = 2
     n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     threads = spec.threads or max(1, cores // workers)
     procs = []
-    saved = os.environ.get("CUDA_VISIBLE_DEVICES")
+    # A child inherits the environment at start: its BLAS/OpenMP pools (NumPy's and torch's)
+    # get its share of the cores. Without this every process starts one thread per core, and
+    # threads of different processes that spin-wait on each other slow everything down.
+    env = {name: str(threads) for name in _THREAD_VARS}
+    saved = {name: os.environ.get(name) for name in (*_THREAD_VARS, "CUDA_VISIBLE_DEVICES")}
     try:
+        os.environ.update(env)
         for i in range(workers):
             if n_gpus:
                 os.environ["CUDA_VISIBLE_DEVICES"] = str(i % n_gpus)
@@ -249,11 +258,11 @@ def run_workers(spec: TuneSpec, workers: int, *, on_poll=None, poll_s: float = 2
             p.start()
             procs.append(p)
     finally:
-        if n_gpus:
-            if saved is None:
-                os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
             else:
-                os.environ["CUDA_VISIBLE_DEVICES"] = saved
+                os.environ[name] = value
     try:
         while any(p.is_alive() for p in procs):
             if on_poll is not None:
