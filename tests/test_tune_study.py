@@ -147,6 +147,8 @@ def test_sigkilled_worker_trial_is_failed_and_retried(storage, tmp_path, request
     assert by_state["FAIL"][0].number == killed.number
     retry = [t for t in by_state["COMPLETE"] if t.system_attrs.get("failed_trial") == killed.number]
     assert len(retry) == 1 and retry[0].params == killed.params
+    # Every epoch reported its validation VPT (what the pruners judge).
+    assert all(len(t.intermediate_values) == 40 for t in by_state["COMPLETE"])
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
 
 
@@ -226,3 +228,16 @@ def test_exports_and_best_config(tmp_path):
     assert doc["models"]["esn"]["washout"] == 20  # base hyperparameters carried over
     assert doc["task"]["train_points"] == TINY_TASK["train_points"]
     assert json.loads((tmp_path / "study.json").read_text())["sampler"] == "es"
+
+
+@pytest.mark.parametrize("sampler", ["cmaes", "tpe"])
+def test_model_based_samplers_share_one_study(sampler, tmp_path):
+    spec = _spec(default_storage_url(tmp_path), tmp_path, n_trials=5, sampler=sampler)
+    prepare_study(spec, log=lambda m: None)
+    run_worker(spec, 0)
+    trials = _load(spec).get_trials()
+    assert _states(_load(spec)) == {"COMPLETE": 5}
+    # Every proposal lies inside the space.
+    for t in trials:
+        assert 30 <= t.params["reservoir_size"] <= 80
+        assert 0.3 <= t.params["spectral_radius"] <= 1.2

@@ -78,7 +78,8 @@ class SindyAEConfig:
         include_constant: include the constant term in the library.
         loss_decoder, loss_sindy_z, loss_sindy_x, loss_regularization: the loss weights
             ``λ_dec, λ_z, λ_x, λ_reg``.
-        threshold: sequential-thresholding cut on ``|Ξ|``.
+        threshold: sequential-thresholding cut on ``|Ξ|`` (on the normalised magnitude
+            when ``normalized_sparsity``).
         threshold_every: threshold after main-phase epoch ``i`` (0-based) when
             ``i >= threshold_start`` and ``(i - threshold_start) % threshold_every == 0``.
         threshold_start: the first such epoch; None = ``threshold_every``, which is the
@@ -99,6 +100,17 @@ class SindyAEConfig:
             check, validation history).
         compile: run the loss through :func:`torch.compile` (falls back to eager, with a
             warning, where compilation fails).
+        normalized_sparsity: False (the paper) penalises and thresholds the raw ``|Ξ_ij|``.
+            True uses ``|Ξ_ij| rms(θ_i(z)) / rms((Θ(z)Ξ)_j)`` instead: the share of term ``i``
+            in the model's ``dz_j/dt`` (dimensionless; the rms over the batch, detached, for
+            the L1 term; over up to 8192 training snapshots for thresholding). The raw
+            ``|Ξ_ij|`` depends on the arbitrary scale of the learned coordinates: scaling
+            ``z_k`` up shrinks the coefficients of the nonlinear terms containing ``z_k`` but
+            not the unit damping ``-y`` of Lorenz's ``y'``, so the L1 term trades ``-y`` for
+            a ``y z`` term (logged in the quick-preset search); the normalised magnitude is
+            invariant under rescaling any latent coordinate. rms rather than std, so that the
+            constant term is measured too. For Lorenz the smallest share is that of ``-y``
+            (~0.1); all others are >= 0.6.
     """
 
     widths: tuple[int, ...] = (64, 32)
@@ -126,6 +138,7 @@ class SindyAEConfig:
     noise: float = 1e-6
     log_every: int = 10
     compile: bool = False
+    normalized_sparsity: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
@@ -328,6 +341,7 @@ class SindyAutoencoderNet(nn.Module):
         self.library = PolynomialFeatures(d, config.poly_order, config.include_constant)
         p = self.library.n_terms
         self.coefficients = nn.Parameter(torch.ones(self.n_models, p, d))
+        self.normalized_sparsity = config.normalized_sparsity
         self.register_buffer("mask", torch.ones(self.n_models, p, d, dtype=torch.bool))
         layers = [m for m in (*self.encoder, *self.decoder) if isinstance(m, StackedLinear)]
         with torch.no_grad():
@@ -348,6 +362,25 @@ class SindyAutoencoderNet(nn.Module):
     def masked_coefficients(self) -> torch.Tensor:
         """``Ξ ⊙ mask``, ``(S, P, d)``."""
         return self.coefficients * self.mask
+
+    @staticmethod
+    def term_scales(theta: torch.Tensor, dz_sindy: torch.Tensor) -> torch.Tensor:
+        """``rms(θ_i) / rms(dz_j)`` over the batch, ``(S, P, d)``, detached (no gradient).
+
+        ``theta`` ``(S, B, P)`` library terms, ``dz_sindy`` ``(S, B, d)`` the model's latent
+        derivatives; ``|Ξ_ij|`` times this is the scale-free share of term ``i`` in
+        equation ``j`` (see ``SindyAEConfig.normalized_sparsity``). An equation with no active
+        term (rms 0) gets large, finite weights: its coefficients are all 0 anyway.
+        """
+        rms_theta = theta.detach().square().mean(dim=1).sqrt()  # (S, P)
+        rms_dz = dz_sindy.detach().square().mean(dim=1).sqrt().clamp_min(1e-12)  # (S, d)
+        return rms_theta[:, :, None] / rms_dz[:, None, :]
+
+    @torch.no_grad()
+    def sparsity_scales(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`term_scales` of snapshots ``x`` ``(S, B, n)``: ``(S, P, d)``."""
+        theta = self.library(self.encoder(x))
+        return self.term_scales(theta, torch.bmm(theta, self.masked_coefficients()))
 
     def sindy_rhs(self, z: torch.Tensor) -> torch.Tensor:
         """The latent models ``Θ(z) Ξ``: ``(S, B, d)`` → ``(S, B, d)``."""
@@ -374,27 +407,38 @@ class SindyAutoencoderNet(nn.Module):
 
         Returns:
             ``(S, 5)``: total, decoder, sindy_x, sindy_z, regularization (unweighted terms,
-            each a mean over all elements of that model's batch).
+            each a mean over all elements of that model's batch; regularization is the mean
+            normalised magnitude when ``normalized_sparsity``).
         """
         xi = self.masked_coefficients()
         if need_sindy_z:
             z, dz = self.encode_with_derivative(x, dx)
         else:
             z = self.encoder(x)
-        dz_sindy = torch.bmm(self.library(z), xi)
+        theta = self.library(z)
+        dz_sindy = torch.bmm(theta, xi)
         x_hat, dx_hat = self.decode_with_derivative(z, dz_sindy)
         decoder = (x_hat - x).square().mean(dim=(1, 2))
         sindy_x = (dx_hat - dx).square().mean(dim=(1, 2))
         sindy_z = ((dz_sindy - dz).square().mean(dim=(1, 2)) if need_sindy_z
                    else torch.zeros_like(decoder))
-        regularization = xi.abs().mean(dim=(1, 2))
+        magnitude = xi.abs()
+        if self.normalized_sparsity:  # scale-free shares (SindyAEConfig.normalized_sparsity)
+            magnitude = magnitude * self.term_scales(theta, dz_sindy)
+        regularization = magnitude.mean(dim=(1, 2))
         terms = torch.stack((decoder, sindy_x, sindy_z, regularization), dim=1)
         return torch.cat(((terms * weights).sum(dim=1, keepdim=True), terms), dim=1)
 
     @torch.no_grad()
-    def threshold_(self, threshold: float) -> None:
-        """Sequential thresholding: mask out (for good) every ``|Ξ| < threshold``; on device."""
-        self.mask &= self.coefficients.abs() >= threshold
+    def threshold_(self, threshold: float, scales: torch.Tensor | None = None) -> None:
+        """Sequential thresholding: mask out (for good) every ``|Ξ| < threshold``; on device.
+
+        With ``scales`` ``(S, P, d)`` (:meth:`sparsity_scales`) the cut is on ``|Ξ| scales``.
+        """
+        magnitude = self.coefficients.abs()
+        if scales is not None:
+            magnitude = magnitude * scales
+        self.mask &= magnitude >= threshold
         self.coefficients.mul_(self.mask)
 
     def split(self) -> list[SindyAutoencoderNet]:
@@ -608,6 +652,8 @@ def _train_stack(
     net.to(device=device, dtype=dtype)
     gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
     need_z = config.loss_sindy_z > 0
+    # snapshots for the normalised thresholding: up to 8192, spread over all trajectories
+    x_probe = x[::max(1, n // 8192)][:8192].expand(n_models, -1, -1)
     total_epochs = config.epochs + config.refinement_epochs
 
     # Everything per epoch is written into device buffers and read back once per interval.
@@ -690,7 +736,8 @@ def _train_stack(
                 running += terms.detach()
             losses_buf[epoch] = running.double() / steps_per_epoch
             if regularize and is_threshold_epoch(config, i):
-                net.threshold_(config.threshold)
+                scales = net.sparsity_scales(x_probe) if config.normalized_sparsity else None
+                net.threshold_(config.threshold, scales)
             active_buf[epoch] = net.mask.sum(dim=(1, 2))
             epoch += 1
             if on_epoch_end is not None:

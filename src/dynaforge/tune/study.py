@@ -80,10 +80,10 @@ def make_sampler(name: str, space: SearchSpace, *, seed: int, worker: int, n_tri
     if name in ("random", "grid"):  # grid: the tickets fix every parameter
         return optuna.samplers.RandomSampler(seed=worker_seed)
     if name == "cmaes":
-        numeric = {k: v for k, v in (x0 or {}).items()
-                   if not isinstance(v, (bool, str)) and k in space.names()}
+        # Optuna's CMA-ES starts from the centre of the space (its x0 argument is deprecated);
+        # it keeps its state in the study, so workers share one search.
         return optuna.samplers.CmaEsSampler(
-            x0=numeric or None, seed=worker_seed, n_startup_trials=1,
+            seed=worker_seed, n_startup_trials=1,
             independent_sampler=optuna.samplers.RandomSampler(seed=worker_seed),
             warn_independent_sampling=False)
     if name == "es":
