@@ -76,7 +76,8 @@ def _throughput(url_for, run_dir: Path, meta, n_trials: int, workers: int, name:
     return 60.0 * n_trials / span, 60.0 * n_trials / elapsed
 
 
-def run(quick: bool = False) -> dict[str, Any]:
+def run(quick: bool = False, parts: tuple[str, ...] = ("throughput", "samplers")
+        ) -> dict[str, Any]:
     from dynaforge.tune.local_postgres import local_postgres, server_binaries
     from dynaforge.tune.run import run_tune
     from dynaforge.tune.space import load_space
@@ -98,12 +99,12 @@ def run(quick: bool = False) -> dict[str, Any]:
         meta = _meta(task, throughput_space, n_validation)
         load_task_data(meta, tmp)  # cached once: workers only load it
         storages = {"journal": lambda d: default_storage_url(d)}
-        pg = local_postgres() if server_binaries() else None
+        pg = local_postgres() if server_binaries() and "throughput" in parts else None
         url = pg.__enter__() if pg else None
         try:
             if url:
                 storages["postgresql"] = lambda d: url
-            for label, url_for in storages.items():
+            for label, url_for in (storages.items() if "throughput" in parts else ()):
                 rates, walls = {}, {}
                 # (workers, threads per worker): 1 worker on every core, 1 worker on one
                 # thread, 2 workers on one thread each.
@@ -132,7 +133,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         space_doc = load_space(ROOT / "examples" / "spaces" / "esn_fast.yaml", model="esn")
         meta = _meta(task, space_doc.to_dict(), n_validation)
         budget = 8 if quick else 30
-        for sampler in SAMPLERS:
+        for sampler in (SAMPLERS if "samplers" in parts else ()):
             run_dir = tmp / f"sampler-{sampler}"
             run_dir.mkdir()
             for f in tmp.glob("task_data-*.pt"):

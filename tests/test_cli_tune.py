@@ -110,6 +110,8 @@ def test_study_with_another_direction_is_refused(tmp_path, files):
     (("--pruner", "sometimes"), "unknown pruner"),
     (("--workers", 0), "--workers"),
     (("--trials", 0), "--trials"),
+    (("--sampler", "es", "--population", 1), "population"),
+    (("--sampler", "es", "--sigma", 0), "sigma"),
 ])
 def test_bad_options(tmp_path, files, args, needle):
     config, space = files

@@ -191,6 +191,42 @@ def test_thresholding_masks_coefficients_for_good():
     assert (net.masked_coefficients()[~before] == 0).all()
 
 
+
+def test_normalized_sparsity_is_invariant_to_rescaling_a_latent_coordinate():
+    g = torch.Generator().manual_seed(2)
+    lib = PolynomialFeatures(3, 3)
+    z = torch.randn(1, 50, 3, generator=g, dtype=torch.float64) + 0.5
+    xi = torch.randn(1, 20, 3, generator=g, dtype=torch.float64)
+    scale = torch.tensor([1.0, 1.0, 7.0], dtype=torch.float64)  # z3 -> 7 z3
+    # the same model in the rescaled coordinates: Θ(z) = Θ(D z) diag(m), ż' = D ż
+    m = lib(1.0 / scale)[0]
+    xi_scaled = m[:, None] * xi[0] * scale[None, :]
+    z_scaled = z * scale
+    rhs = torch.bmm(lib(z), xi)
+    torch.testing.assert_close(torch.bmm(lib(z_scaled), xi_scaled[None]), rhs * scale)
+    share = xi.abs() * SindyAutoencoderNet.term_scales(lib(z), rhs)
+    share_scaled = xi_scaled.abs() * SindyAutoencoderNet.term_scales(
+        lib(z_scaled), torch.bmm(lib(z_scaled), xi_scaled[None]))
+    torch.testing.assert_close(share_scaled, share)  # the normalised magnitude is invariant
+    assert not torch.allclose(xi_scaled.abs(), xi.abs())  # the raw one is not
+
+    # the loss and the thresholding use it when asked
+    net = SindyAutoencoderNet(128, TINY.replace(normalized_sparsity=True)).to(torch.float64)
+    x = torch.randn(1, 9, 128, generator=g, dtype=torch.float64)
+    dx = torch.randn(1, 9, 128, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        net.coefficients.copy_(xi)
+    theta = net.library(net.encoder(x))
+    scales = net.term_scales(theta, torch.bmm(theta, xi))
+    torch.testing.assert_close(net.sparsity_scales(x), scales)
+    terms = net.losses(x, dx, torch.ones(4, dtype=torch.float64), need_sindy_z=False)
+    torch.testing.assert_close(terms[0, 4], (xi.abs() * scales).mean())
+    cut = float((xi.abs() * scales).median())
+    net.threshold_(cut, scales)
+    assert torch.equal(net.mask, xi.abs() * scales >= cut)
+    assert not get_preset("paper").normalized_sparsity
+
+
 # -- training -----------------------------------------------------------------------------------
 def test_training_history_thresholding_schedule_and_refinement(tiny_results):
     r = tiny_results[0]

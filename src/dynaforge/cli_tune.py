@@ -63,6 +63,8 @@ def tune(
     study: Optional[str] = typer.Option(None, "--study", help="Study name [default: <task>-<model>]; rerunning with the same name resumes it."),
     workers: int = typer.Option(1, "--workers", help="Worker processes on this machine (each pinned to one GPU when there are GPUs)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the samplers."),
+    population: int = typer.Option(8, "--population", help="ES: trials per mean update (mirrored pairs; rank-based fitness shaping)."),
+    sigma: float = typer.Option(0.15, "--sigma", help="ES: noise std in the normalised [0, 1] space every parameter shares."),
     preset: str = typer.Option("quick", "--preset", help="Benchmark preset giving the data and the base hyperparameters (quick or full)."),
     config: Optional[Path] = typer.Option(None, "--config", help="JSON/YAML file with 'task' and 'models' sections overriding the preset."),
     dt: Optional[float] = typer.Option(None, "--dt", help="Sampling interval of the data [default 0.04]."),
@@ -116,7 +118,7 @@ def tune(
                     sampler=sampler, pruner=pruner, seed=seed,
                     n_trials=trials if trials is not None else (None if sampler == "grid" else 20),
                     run_dir=str(out), heartbeat_interval=heartbeat, grace_period=6 * heartbeat,
-                    threads=threads)
+                    threads=threads, es_population=population, es_sigma=sigma)
     console.print(f"[bold]dynaforge tune {task}[/] model={model} sampler={sampler} "
                   f"pruner={pruner} workers={workers} → {escape(str(out))}\n"
                   f"storage: {escape(display_url(url))}, study {spec.study_name!r}")

@@ -38,8 +38,10 @@ def prepare_study(spec: TuneSpec, *, log=print) -> optuna.Study:
     space = meta.search_space()
     storage = open_storage(spec.storage_url, heartbeat_interval=spec.heartbeat_interval,
                            grace_period=spec.grace_period)
+    # Built here too so that bad sampler settings fail before any work.
     sampler = make_sampler(spec.sampler, space, seed=spec.seed, worker=0,
-                           n_trials=spec.n_trials or 20)
+                           n_trials=spec.n_trials or 20, es_population=spec.es_population,
+                           es_sigma=spec.es_sigma)
     return create_or_load_study(storage, spec.study_name, meta, n_trials=spec.n_trials,
                                 sampler=spec.sampler, sampler_obj=sampler,
                                 pruner=make_pruner(spec.pruner, max_epochs=max_epochs(meta)),

@@ -68,9 +68,11 @@ class StudyMismatchError(ValueError):
 
 
 def make_sampler(name: str, space: SearchSpace, *, seed: int, worker: int, n_trials: int,
-                 x0: dict[str, Any] | None = None) -> optuna.samplers.BaseSampler:
+                 x0: dict[str, Any] | None = None, es_population: int = 8,
+                 es_sigma: float = 0.15) -> optuna.samplers.BaseSampler:
     """The sampler ``name`` for worker number ``worker`` (seeds differ per worker, or
-    parallel workers would propose the same first points)."""
+    parallel workers would propose the same first points). ``es_population`` and
+    ``es_sigma`` (noise std in the unit cube) configure the evolution strategy."""
     worker_seed = seed * 1009 + worker
     if name == "tpe":
         # constant_liar: running trials count as bad guesses, so parallel workers spread out.
@@ -91,7 +93,8 @@ def make_sampler(name: str, space: SearchSpace, *, seed: int, worker: int, n_tri
 
         # One seed for all workers: the ES draws its perturbations by trial number, so the
         # workers share one search.
-        return EvolutionStrategySampler(space, x0=x0, seed=seed)
+        return EvolutionStrategySampler(space, x0=x0, seed=seed, population=es_population,
+                                        sigma=es_sigma)
     raise ValueError(f"unknown sampler {name!r}; use one of {', '.join(SAMPLERS)}")
 
 

@@ -61,6 +61,8 @@ class TuneSpec:
     heartbeat_interval: int = HEARTBEAT_INTERVAL
     grace_period: int = GRACE_PERIOD
     threads: int | None = None
+    es_population: int = 8
+    es_sigma: float = 0.15
 
     def study_meta(self) -> StudyMeta:
         return StudyMeta(**self.meta)
@@ -184,7 +186,8 @@ def run_worker(spec: TuneSpec, worker_index: int = 0, *, log=None) -> int:
 
     sampler = make_sampler(spec.sampler, space, seed=spec.seed, worker=worker_index,
                            n_trials=spec.n_trials or 20,
-                           x0=default_values(space, full_defaults(meta.model, meta.base_params)))
+                           x0=default_values(space, full_defaults(meta.model, meta.base_params)),
+                           es_population=spec.es_population, es_sigma=spec.es_sigma)
     study = optuna.load_study(study_name=spec.study_name, storage=storage, sampler=sampler,
                               pruner=make_pruner(spec.pruner, max_epochs=max_epochs(meta)))
     data, validation = load_task_data(meta, spec.run_dir)
