@@ -199,7 +199,7 @@ def test_normalized_sparsity_is_invariant_to_rescaling_a_latent_coordinate():
     xi = torch.randn(1, 20, 3, generator=g, dtype=torch.float64)
     scale = torch.tensor([1.0, 1.0, 7.0], dtype=torch.float64)  # z3 -> 7 z3
     # the same model in the rescaled coordinates: Θ(z) = Θ(D z) diag(m), ż' = D ż
-    m = lib(1.0 / scale)[0]
+    m = lib(1.0 / scale)  # (P,): θ_i(1/a)
     xi_scaled = m[:, None] * xi[0] * scale[None, :]
     z_scaled = z * scale
     rhs = torch.bmm(lib(z), xi)

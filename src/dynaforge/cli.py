@@ -22,6 +22,8 @@ from rich.table import Table
 
 app = typer.Typer(
     add_completion=False,
+    # Help texts are plain text: "[default: ...]" in them must not be read as rich markup.
+    rich_markup_mode=None,
     no_args_is_help=True,
     help="Learn the dynamics of physical systems from simulation data, and say honestly how "
     "well each model does.",
