@@ -60,6 +60,11 @@ def test_tune_then_benchmark_and_train_with_the_best_config(tmp_path, files):
     assert result.exit_code == 0, result.output
     assert json.loads((out / "study.json").read_text())["counts"]["COMPLETE"] == 5
     assert invoke("report", out).exit_code == 0
+    # Another study into the same folder would replace its exports: refused.
+    result = invoke("tune", "lorenz63", "--model", "esn", "--study", "other", "--space", space,
+                    "--config", config, "--out", out, "--no-progress")
+    assert_clean_error(result, "lorenz63-esn")
+    assert json.loads((out / "study.json").read_text())["study"] == "lorenz63-esn"
 
 
 @pytest.mark.parametrize("text, needle", [
@@ -148,6 +153,11 @@ def test_sweep_table_and_report(tmp_path, files):
                    "--repeats", 2, "--config", config, "--n-validation", 4, "--out", out,
                    "--no-progress")
     assert again.exit_code == 0
+    assert json.loads((out / "sweep.json").read_text())["results"] == doc["results"]
+    # Another parameter into the same folder: refused, the earlier results stay.
+    other = invoke("sweep", "lorenz63", "--model", "esn", "--param", "spectral_radius=0.5,0.9",
+                   "--config", config, "--n-validation", 4, "--out", out, "--no-progress")
+    assert_clean_error(other, "another param")
     assert json.loads((out / "sweep.json").read_text())["results"] == doc["results"]
 
 

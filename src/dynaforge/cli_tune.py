@@ -111,10 +111,20 @@ def tune(
                      objective=objective_text(n_validation))
     out = out or Path("runs") / f"tune-{task}-{model}"
     _check_creatable_dir(out)
+    name = study or f"{task}-{model}"
+    previous = out / "study.json"
+    if previous.is_file():
+        try:
+            other = json.loads(previous.read_text()).get("study")
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            other = None
+        if other != name:
+            raise UsageError(f"{out} holds the results of study {other!r}; choose another "
+                             "--out (or the same --study to resume it)")
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     url = storage or default_storage_url(out)
-    spec = TuneSpec(storage_url=url, study_name=study or f"{task}-{model}", meta=meta.to_json(),
+    spec = TuneSpec(storage_url=url, study_name=name, meta=meta.to_json(),
                     sampler=sampler, pruner=pruner, seed=seed,
                     n_trials=trials if trials is not None else (None if sampler == "grid" else 20),
                     run_dir=str(out), heartbeat_interval=heartbeat, grace_period=6 * heartbeat,

@@ -119,10 +119,13 @@ def run_sweep(data: ForecastingData, validation: ValidationForecasts, *, task: s
     }
     if path.is_file():
         previous = json.loads(path.read_text())
-        same = all(previous.get(k) == json.loads(json.dumps(doc[k]))
-                   for k in ("task", "model", "param", "base_params"))
-        if same:
-            doc["results"] = [r for r in previous.get("results", []) if r["value"] in values]
+        differs = [k for k in ("task", "model", "param", "base_params", "metric")
+                   if previous.get(k) != json.loads(json.dumps(doc[k]))]
+        if differs:
+            raise ValueError(f"{out} holds a sweep with another {', '.join(differs)}; choose "
+                             "another --out (its results are kept)")
+        # Every earlier run is kept (also of values not asked for now); done ones are skipped.
+        doc["results"] = previous.get("results", [])
     done = {(json.dumps(r["value"]), r["seed"]) for r in doc["results"]}
     jobs = [(v, s) for v in values for s in range(repeats) if (json.dumps(v), s) not in done]
     bar = None
