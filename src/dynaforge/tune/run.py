@@ -59,7 +59,8 @@ def run_tune(spec: TuneSpec, *, workers: int = 1, progress: bool = True, preset:
     run_dir = Path(spec.run_dir) if spec.run_dir else None
     # Build (and cache) the data once here, so the workers only load it.
     log("building the task's data and validation forecasts ...")
-    load_task_data(meta, run_dir)
+    _, validation = load_task_data(meta, run_dir)
+    horizon_lt = validation.truth.shape[1] * validation.dt / validation.time_scale
     budget = int(study.user_attrs.get("n_trials", spec.n_trials or 0))
     bar = None
     if progress:
@@ -109,6 +110,11 @@ def run_tune(spec: TuneSpec, *, workers: int = 1, progress: bool = True, preset:
     if bad:
         log(f"warning: {len(bad)} worker process(es) exited with codes {bad}; rerun the same "
             "command to finish the study (their trials are retried)")
+    best = best_trial(study)
+    if best is not None and best.value >= horizon_lt - 1e-9:
+        log(f"note: the best trial stayed valid over the whole forecast horizon "
+            f"({horizon_lt:.2f} Lyapunov times), where VPT cannot rank the best trials; raise "
+            "the task's horizon_lyapunov (--config) to separate them")
     summary = {}
     if run_dir is not None:
         summary = write_exports(study, meta, run_dir, preset=preset,

@@ -164,6 +164,12 @@ def run_sweep(data: ForecastingData, validation: ValidationForecasts, *, task: s
             bar.set_postfix(value=str(value), score=f"{score:.2f}")
     if bar is not None:
         bar.close()
+    horizon_lt = horizon_val * validation.dt / validation.time_scale
+    capped = [r for r in doc["results"] if r["score"] >= horizon_lt - 1e-9]
+    if capped:
+        log(f"note: {len(capped)} run(s) stayed valid over the whole forecast horizon "
+            f"({horizon_lt:.2f} Lyapunov times), where VPT cannot tell them apart; raise the "
+            "task's horizon_lyapunov (--config) to separate them")
     doc["summary"] = summarize(doc["results"], values)
     write_text_atomic(path, json.dumps(doc, indent=2, default=str))
     return doc
