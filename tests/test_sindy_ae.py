@@ -21,6 +21,7 @@ from dynaforge.models.sindy_ae import (
     learning_rate_at,
     load_result,
     polynomial_terms,
+    regularization_at,
     save_result,
     select_best,
     train_seeds,
@@ -365,6 +366,10 @@ def test_learning_rate_schedule():
     assert learning_rate_at(cfg, 5) == pytest.approx(1e-3)  # geometric
     assert learning_rate_at(cfg, 10) == pytest.approx(1e-4)
     assert learning_rate_at(cfg, 11) == pytest.approx(1e-4)  # refinement stays at lr_final
+    assert regularization_at(paper, 0) == regularization_at(paper, 4000) == 1e-5
+    cfg = SindyAEConfig(epochs=11, loss_regularization=1e-3, loss_regularization_final=1e-5)
+    assert [regularization_at(cfg, i) for i in (0, 5, 10, 11)] == pytest.approx(
+        [1e-3, 1e-4, 1e-5, 1e-5])
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -373,6 +378,7 @@ def test_learning_rate_schedule():
     ({"batch_size": 0}, "batch_size must be >= 1"),
     ({"lr": 0.0}, "lr must be positive"),
     ({"lr_final": -1.0}, "lr_final must be positive"),
+    ({"loss_regularization_final": 0.0}, "loss_regularization_final must be positive"),
     ({"threshold": -1.0}, "threshold must be >= 0"),
     ({"epochs": 0, "refinement_epochs": 0}, "positive sum"),
 ])

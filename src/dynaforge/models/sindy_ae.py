@@ -78,6 +78,10 @@ class SindyAEConfig:
         include_constant: include the constant term in the library.
         loss_decoder, loss_sindy_z, loss_sindy_x, loss_regularization: the loss weights
             ``λ_dec, λ_z, λ_x, λ_reg``.
+        loss_regularization_final: None (the paper: constant ``λ_reg``) or the L1 weight
+            reached at the end of the main phase by a geometric decay from ``λ_reg`` (per
+            epoch, like ``lr_final``): strong early to prune, weak late so that the smallest
+            true term (Lorenz's ``-y``) is not shrunk away once the structure has formed.
         threshold: sequential-thresholding cut on ``|Ξ|`` (on the normalised magnitude
             when ``normalized_sparsity``).
         threshold_every: threshold after main-phase epoch ``i`` (0-based) when
@@ -122,6 +126,7 @@ class SindyAEConfig:
     loss_sindy_z: float = 0.0
     loss_sindy_x: float = 1e-4
     loss_regularization: float = 1e-5
+    loss_regularization_final: float | None = None
     threshold: float = 0.1
     threshold_every: int = 500
     threshold_start: int | None = None
@@ -160,6 +165,10 @@ class SindyAEConfig:
             raise ValueError(f"threshold_start must be >= 1 or None, got {self.threshold_start}")
         if self.lr_final is not None and not self.lr_final > 0:
             raise ValueError(f"lr_final must be positive or None, got {self.lr_final}")
+        if self.loss_regularization_final is not None and not (
+                self.loss_regularization_final > 0 and self.loss_regularization > 0):
+            raise ValueError("loss_regularization_final must be positive or None (and needs "
+                             f"loss_regularization > 0), got {self.loss_regularization_final}")
         if any(w < 1 for w in self.widths):
             raise ValueError(f"widths must be positive, got {self.widths}")
         for name in ("loss_decoder", "loss_sindy_z", "loss_sindy_x", "loss_regularization",
@@ -578,12 +587,23 @@ def is_threshold_epoch(config: SindyAEConfig, epoch: int) -> bool:
     return epoch >= start and (epoch - start) % config.threshold_every == 0
 
 
+def _geometric(config: SindyAEConfig, start: float, final: float | None, epoch: int) -> float:
+    """``start`` decayed geometrically to ``final`` over the main phase (None: constant)."""
+    if final is None:
+        return start
+    progress = min(epoch, max(config.epochs - 1, 1)) / max(config.epochs - 1, 1)
+    return start * (final / start) ** progress
+
+
 def learning_rate_at(config: SindyAEConfig, epoch: int) -> float:
     """Adam's rate in main-phase epoch ``epoch`` (0-based; ``>= epochs`` = refinement)."""
-    if config.lr_final is None:
-        return config.lr
-    progress = min(epoch, max(config.epochs - 1, 1)) / max(config.epochs - 1, 1)
-    return config.lr * (config.lr_final / config.lr) ** progress
+    return _geometric(config, config.lr, config.lr_final, epoch)
+
+
+def regularization_at(config: SindyAEConfig, epoch: int) -> float:
+    """``λ_reg`` in main-phase epoch ``epoch`` (0-based; refinement has no L1 term)."""
+    return _geometric(config, config.loss_regularization, config.loss_regularization_final,
+                      epoch)
 
 
 def _loss_function(net: SindyAutoencoderNet, compile_: bool, x: torch.Tensor, dx: torch.Tensor,
@@ -725,6 +745,8 @@ def _train_stack(
         for i in range(phase_epochs):
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate_at(config, i if regularize else config.epochs)
+            if regularize and config.loss_regularization_final is not None:
+                weights[3] = regularization_at(config, i)
             perm = torch.stack([torch.randperm(n, generator=g, device=device) for g in gens])
             running = torch.zeros(n_models, 5, dtype=dtype, device=device)
             for step in range(steps_per_epoch):
