@@ -241,3 +241,35 @@ def test_model_based_samplers_share_one_study(sampler, tmp_path):
     for t in trials:
         assert 30 <= t.params["reservoir_size"] <= 80
         assert 0.3 <= t.params["spectral_radius"] <= 1.2
+
+
+# -- the objective's data ---------------------------------------------------------------------
+def test_validation_forecasts_are_fresh_and_noise_only_touches_the_context():
+    import torch
+
+    from dynaforge.tasks import (
+        ForecastingTaskConfig,
+        build_forecasting_data,
+        build_validation_forecasts,
+    )
+
+    clean_cfg = ForecastingTaskConfig(**TINY_TASK)
+    noisy_cfg = ForecastingTaskConfig(**{**TINY_TASK, "noise": 0.05})
+    clean = build_validation_forecasts(clean_cfg, build_forecasting_data(clean_cfg), 6)
+    data = build_forecasting_data(noisy_cfg)
+    noisy = build_validation_forecasts(noisy_cfg, data, 6)
+    assert clean.context.shape == (6, TINY_TASK["context_steps"], 3)
+    assert clean.truth.shape == (6, data.test_truth.shape[1], 3)
+    # The truth is clean in both; only the context carries the noise.
+    assert torch.equal(clean.truth, noisy.truth)
+    rel = ((noisy.context - clean.context).std(dim=(0, 1)) / clean.scale)
+    assert torch.allclose(rel, torch.full((3,), 0.05, dtype=rel.dtype), rtol=0.3)
+    # Fresh initial conditions: none is a test or training start.
+    starts = clean.context[:, 0]
+    others = torch.cat([data.test_context[:, 0], data.train.x[:, 0]])
+    assert torch.cdist(starts, others).min() > 1e-3
+    # A perfect forecast scores the whole horizon; persistence scores almost nothing.
+    horizon_lt = clean.truth.shape[1] * clean.dt / clean.time_scale
+    assert torch.allclose(clean.score(clean.truth), torch.full((6,), horizon_lt, dtype=torch.float64))
+    stuck = clean.context[:, -1:].expand_as(clean.truth)
+    assert clean.score(stuck).max() < 0.5
