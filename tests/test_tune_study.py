@@ -273,3 +273,12 @@ def test_validation_forecasts_are_fresh_and_noise_only_touches_the_context():
     assert torch.allclose(clean.score(clean.truth), torch.full((6,), horizon_lt, dtype=torch.float64))
     stuck = clean.context[:, -1:].expand_as(clean.truth)
     assert clean.score(stuck).max() < 0.5
+
+
+def test_worker_environment_shares_cores_and_pins_one_gpu_each():
+    from dynaforge.tune.worker import worker_environment
+
+    envs = [worker_environment(i, threads=4, n_gpus=3) for i in range(5)]
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0", "1", "2", "0", "1"]
+    assert all(e["OMP_NUM_THREADS"] == e["OPENBLAS_NUM_THREADS"] == "4" for e in envs)
+    assert "CUDA_VISIBLE_DEVICES" not in worker_environment(0, threads=1, n_gpus=0)

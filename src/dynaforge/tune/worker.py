@@ -233,6 +233,17 @@ def _worker_process(spec: TuneSpec, worker_index: int) -> None:
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
+def worker_environment(index: int, *, threads: int, n_gpus: int) -> dict[str, str]:
+    """Environment of worker ``index``: ``threads`` for its BLAS/OpenMP pools (NumPy's and
+    torch's; without this every process starts one thread per core, and threads of different
+    processes that spin-wait on each other slow everything down), and one GPU, round robin,
+    when there are ``n_gpus``."""
+    env = {name: str(threads) for name in _THREAD_VARS}
+    if n_gpus:
+        env["CUDA_VISIBLE_DEVICES"] = str(index % n_gpus)
+    return env
+
+
 def run_workers(spec: TuneSpec, workers: int, *, on_poll=None, poll_s: float = 2.0) -> list[int]:
     """Start ``workers`` processes on the study and wait for them; returns their exit codes.
 
@@ -245,16 +256,11 @@ def run_workers(spec: TuneSpec, workers: int, *, on_poll=None, poll_s: float = 2
     n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     threads = spec.threads or max(1, cores // workers)
     procs = []
-    # A child inherits the environment at start: its BLAS/OpenMP pools (NumPy's and torch's)
-    # get its share of the cores. Without this every process starts one thread per core, and
-    # threads of different processes that spin-wait on each other slow everything down.
-    env = {name: str(threads) for name in _THREAD_VARS}
     saved = {name: os.environ.get(name) for name in (*_THREAD_VARS, "CUDA_VISIBLE_DEVICES")}
     try:
-        os.environ.update(env)
         for i in range(workers):
-            if n_gpus:
-                os.environ["CUDA_VISIBLE_DEVICES"] = str(i % n_gpus)
+            # A child inherits the environment at its start.
+            os.environ.update(worker_environment(i, threads=threads, n_gpus=n_gpus))
             p = ctx.Process(target=_worker_process,
                             args=(dataclasses.replace(spec, threads=threads), i),
                             name=f"dynaforge-tune-{i}")
