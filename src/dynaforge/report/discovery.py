@@ -22,6 +22,8 @@ from dynaforge.report.page import (
     FileNames,
     Section,
     html_table,
+    format_number,
+    format_seconds,
     render_page,
     write_text_atomic,
 )
@@ -58,7 +60,7 @@ def build_discovery_report(run_dir: str | os.PathLike[str]) -> Path:
     footer = " · ".join(x for x in (
         f"dynaforge {record.get('dynaforge_version', '')}".strip(),
         f"created {record['created']}" if record.get("created") else None,
-        f"took {_seconds(record.get('elapsed_s'))}" if record.get("elapsed_s") else None) if x)
+        f"took {format_seconds(record.get('elapsed_s'))}" if record.get("elapsed_s") else None) if x)
     page = render_page(title, summary, sections, config_text=config_text, footer=footer)
     out = run_dir / REPORT_NAME
     write_text_atomic(out, page)
@@ -81,7 +83,7 @@ def _sindy_page(record: Mapping[str, Any], arrays: Mapping[str, np.ndarray], sav
     summary = (f"SINDy ({params.get('differentiation')} derivatives, library "
                f"{params.get('library')}) found {record['n_terms']} terms from "
                f"{data.get('n_trajectories')} × {data.get('n_steps')} samples at dt = "
-               f"{data.get('dt'):g} in {_seconds(record.get('fit_time_s'))}.")
+               f"{data.get('dt'):g} in {format_seconds(record.get('fit_time_s'))}.")
     if errors:
         summary += (" The support is exactly the true one." if errors["exact_support"] else
                     f" The support differs from the truth: {errors['false_positives']} extra, "
@@ -167,9 +169,9 @@ def _autoencoder_page(record: Mapping[str, Any], arrays: Mapping[str, np.ndarray
         imp = r.get("implied") or {}
         rows.append([("num", str(r["seed"])), ("num", str(r["n_terms"])),
                      ("flag", "✓" if r["lorenz_structure"] else "✗"),
-                     ("num", _num(imp.get("sigma"))), ("num", _num(imp.get("rho"))),
-                     ("num", _num(imp.get("beta"))), ("num", f"{r['val_loss']:.3g}"),
-                     ("num", _seconds(r.get("fit_time_s")))])
+                     ("num", format_number(imp.get("sigma"))), ("num", format_number(imp.get("rho"))),
+                     ("num", format_number(imp.get("beta"))), ("num", f"{r['val_loss']:.3g}"),
+                     ("num", format_seconds(r.get("fit_time_s")))])
     sections = [Section("Seeds", _SEEDS_TEXT, html=[html_table(
         ["seed", "terms", "Lorenz structure", "σ", "ρ", "β", "validation loss", "training time"],
         rows)])]
@@ -236,21 +238,6 @@ def _esc(text: str) -> str:
     from html import escape
 
     return escape(str(text))
-
-
-def _num(x: Any) -> str:
-    return "—" if x is None or not math.isfinite(float(x)) else f"{float(x):.4g}"
-
-
-def _seconds(s: Any) -> str:
-    if s is None or not math.isfinite(float(s)):
-        return "—"
-    s = float(s)
-    if s < 1:
-        return f"{s * 1e3:.3g} ms"
-    if s < 120:
-        return f"{s:.3g} s"
-    return f"{s / 60:.1f} min"
 
 
 _EQ_TEXT = ("The discovered model, one equation per state, coefficients rounded to three "

@@ -7,6 +7,7 @@ them, so every dynaforge page looks and behaves the same.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tempfile
@@ -151,3 +152,37 @@ footer { margin-top: 2.5rem; color: var(--muted); font-size: .85rem; }
   background: #f3f5f7; padding: .8rem 1rem; white-space: pre; overflow-x: auto; }
 td.good { color: #276749; } td.bad { color: #c53030; }
 """
+
+
+#: What a table cell shows for a missing or non-finite number.
+DASH = "—"
+
+
+def as_float(x: object) -> float | None:
+    """``x`` as a float, or None when it is missing, empty, a bool or not a number."""
+    if x is None or isinstance(x, bool) or (isinstance(x, str) and not x.strip()):
+        return None
+    try:
+        return float(x)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def format_number(x: object) -> str:
+    """Four significant digits, or a dash for a missing or non-finite value."""
+    f = as_float(x)
+    return DASH if f is None or not math.isfinite(f) else f"{f:.4g}"
+
+
+def format_seconds(s: object) -> str:
+    """A duration in ms, s, min or h, or a dash."""
+    f = as_float(s)
+    if f is None or not math.isfinite(f):
+        return DASH
+    if f < 1:
+        return f"{f * 1e3:.3g} ms"
+    if f < 120:
+        return f"{f:.3g} s"
+    if f < 7200:
+        return f"{f / 60:.1f} min"
+    return f"{f / 3600:.1f} h"

@@ -22,10 +22,14 @@ import numpy as np
 
 from dynaforge.report import tune_plots as tplots
 from dynaforge.report.page import (
+    DASH,
     Figure,
     FileNames,
     Section,
     html_table,
+    as_float,
+    format_number,
+    format_seconds,
     render_page,
     write_text_atomic,
 )
@@ -37,7 +41,7 @@ REPORT_NAME = "report.html"
 TOP_TRIALS = 10
 #: Trial states, in the order they are listed.
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
-_DASH = "—"
+_DASH = DASH
 
 
 @dataclass
@@ -84,7 +88,7 @@ def build_tune_report(run_dir: str | os.PathLike[str]) -> Path:
     complete = [t for t in trials if t.state == "COMPLETE" and _finite(t.value)]
     best = record.get("best") or None
     default = record.get("default") or None
-    default_value = _float(default.get("value")) if default else None
+    default_value = as_float(default.get("value")) if default else None
 
     sections = [Section("Study", _STUDY_TEXT, html=[_study_list(record, counts),
                                                     _space_table(space)])]
@@ -99,15 +103,15 @@ def build_tune_report(run_dir: str | os.PathLike[str]) -> Path:
             changed = d is not _MISSING and b is not _MISSING and not _same(d, b)
             rows.append([("model", name), ("num", _fmt_value(d)),
                          ("num good" if changed else "num", _fmt_value(b))])
-        rows.append([("model", "objective value"), ("num", _num(default_value)),
-                     ("num", _num(best.get("value")))])
+        rows.append([("model", "objective value"), ("num", format_number(default_value)),
+                     ("num", format_number(best.get("value")))])
         html = [html_table(["parameter", "default", "best"], rows)]
         if best.get("model_params"):
             html.append("<details><summary>Full hyperparameters of the best trial</summary>"
                         f"<pre>{escape(json.dumps(best['model_params'], indent=2))}</pre>"
                         "</details>")
         sections.append(Section("Best configuration", _BEST_TEXT.format(
-            number=best.get("number"), value=_num(best.get("value"))), html=html))
+            number=best.get("number"), value=format_number(best.get("value"))), html=html))
     else:
         sections.append(Section("Best configuration", _NO_BEST_TEXT))
 
@@ -116,8 +120,8 @@ def build_tune_report(run_dir: str | os.PathLike[str]) -> Path:
     if complete:
         ranked = sorted(complete, key=lambda t: (-t.value if maximize else t.value, t.number))
         head = ["#", "trial", "value", "duration", "worker"] + param_names
-        rows = [[("num", str(i)), ("num", str(t.number)), ("num", _num(t.value)),
-                 ("num", _seconds(t.duration_s)), ("", t.worker or _DASH)]
+        rows = [[("num", str(i)), ("num", str(t.number)), ("num", format_number(t.value)),
+                 ("num", format_seconds(t.duration_s)), ("", t.worker or _DASH)]
                 + [("num", _fmt_value(t.params.get(p))) for p in param_names]
                 for i, t in enumerate(ranked[:TOP_TRIALS], start=1)]
         html = [html_table(head, rows)]
@@ -129,8 +133,8 @@ def build_tune_report(run_dir: str | os.PathLike[str]) -> Path:
                 if trials else "The study has no trials yet.")
     if trials:
         head = ["trial", "state", "value", "duration", "worker", "retry of", "reports"]
-        rows = [[("num", str(t.number)), ("", t.state), ("num", _num(t.value)),
-                 ("num", _seconds(t.duration_s)), ("", t.worker or _DASH),
+        rows = [[("num", str(t.number)), ("", t.state), ("num", format_number(t.value)),
+                 ("num", format_seconds(t.duration_s)), ("", t.worker or _DASH),
                  ("num", t.retry_of or _DASH),
                  ("num", _DASH if t.n_reports is None else str(t.n_reports))]
                 + [("num", _fmt_value(t.params.get(p))) for p in param_names]
@@ -215,7 +219,7 @@ def read_trials(path: str | os.PathLike[str], space: Mapping[str, Mapping[str, A
                     params[name] = _parse_param(cell, space.get(name))
             out.append(Trial(
                 number=number, state=(row.get("state") or "").strip().upper() or "UNKNOWN",
-                value=_float(row.get("value")), duration_s=_float(row.get("duration_s")),
+                value=as_float(row.get("value")), duration_s=as_float(row.get("duration_s")),
                 datetime_start=row.get("datetime_start") or "",
                 datetime_complete=row.get("datetime_complete") or "",
                 worker=row.get("worker") or "", retry_of=row.get("retry_of") or "",
@@ -232,7 +236,7 @@ def _tune_summary(record: Mapping[str, Any], counts: Mapping[str, int], maximize
              f"{record.get('objective') or 'objective'}."]
     parts.append(f"{sum(counts.values())} trials: {_counts_text(counts)}.")
     best = record.get("best") or None
-    if best and _finite(_float(best.get("value"))):
+    if best and _finite(as_float(best.get("value"))):
         value = float(best["value"])
         text = f"Best value {value:.4g} (trial {best.get('number')})"
         if default_value is not None and math.isfinite(default_value):
@@ -245,13 +249,13 @@ def _tune_summary(record: Mapping[str, Any], counts: Mapping[str, int], maximize
         parts.append("No trial completed, so there is no best configuration yet.")
         if default_value is not None:
             parts.append(f"The default configuration scores {default_value:.4g}.")
-    rate, elapsed = _float(record.get("trials_per_minute")), _float(record.get("elapsed_s"))
+    rate, elapsed = as_float(record.get("trials_per_minute")), as_float(record.get("elapsed_s"))
     if rate is not None or elapsed is not None:
         bits = []
         if rate is not None:
             bits.append(f"{rate:.3g} trials per minute")
         if elapsed is not None:
-            bits.append(f"{_seconds(elapsed)} in all")
+            bits.append(f"{format_seconds(elapsed)} in all")
         if record.get("workers"):
             bits.append(f"{record['workers']} worker{'s' if record['workers'] != 1 else ''}")
         parts.append(", ".join(bits).capitalize() + ".")
@@ -266,9 +270,9 @@ def _study_list(record: Mapping[str, Any], counts: Mapping[str, int]) -> str:
     items = [(label, record.get(key)) for label, key in keys if record.get(key) is not None]
     items.append(("trials", _counts_text(counts)))
     if record.get("elapsed_s") is not None:
-        items.append(("elapsed", _seconds(record.get("elapsed_s"))))
+        items.append(("elapsed", format_seconds(record.get("elapsed_s"))))
     if record.get("trials_per_minute") is not None:
-        items.append(("trials per minute", _num(record.get("trials_per_minute"))))
+        items.append(("trials per minute", format_number(record.get("trials_per_minute"))))
     return '<dl class="task">' + "".join(
         f"<dt>{escape(str(k))}</dt><dd>{escape(str(v))}</dd>" for k, v in items) + "</dl>"
 
@@ -344,7 +348,7 @@ def build_sweep_report(run_dir: str | os.PathLike[str]) -> Path:
                ("num", _pm(s.get("mean"), s.get("std"))), ("num", _fmt_value(s.get("n")))]
         if has_test:
             row.append(("num", _pm(s.get("test_mean"), s.get("test_std"))))
-        row.append(("num", _seconds(s.get("train_time_mean_s"))))
+        row.append(("num", format_seconds(s.get("train_time_mean_s"))))
         rows.append(row)
     html = [html_table(head, rows)]
     if results:
@@ -352,9 +356,9 @@ def build_sweep_report(run_dir: str | os.PathLike[str]) -> Path:
         rhead = [param, "seed", "score"] + (["test score"] if has_test_r else []) + [
             "train time"]
         rrows = [[("model", _fmt_value(r.get("value"))), ("num", _fmt_value(r.get("seed"))),
-                  ("num", _num(r.get("score")))]
-                 + ([("num", _num(r.get("test_score")))] if has_test_r else [])
-                 + [("num", _seconds(r.get("train_time_s")))] for r in results]
+                  ("num", format_number(r.get("score")))]
+                 + ([("num", format_number(r.get("test_score")))] if has_test_r else [])
+                 + [("num", format_seconds(r.get("train_time_s")))] for r in results]
         html.append(f"<details><summary>All {len(results)} runs</summary>"
                     + html_table(rhead, rrows) + "</details>")
 
@@ -369,7 +373,7 @@ def build_sweep_report(run_dir: str | os.PathLike[str]) -> Path:
             metric=metric,
             test_mean=[s.get("test_mean") for s in summary] if has_test else None,
             test_std=[s.get("test_std") for s in summary] if has_test else None,
-            train_time=times if any(_finite(_float(t)) for t in times) else None),
+            train_time=times if any(_finite(as_float(t)) for t in times) else None),
             run_dir / FIGURES_DIR / file)
         sections[0].figures.append(Figure(
             f"{FIGURES_DIR}/{file}",
@@ -396,10 +400,10 @@ def _summarise(values: Sequence[Any], results: Sequence[Mapping[str, Any]]) -> l
         group = [r for r in results if _same(r.get("value"), v)]
         item: dict[str, Any] = {"value": v, "n": len(group)}
         for key, src in (("", "score"), ("test_", "test_score")):
-            xs = np.asarray([_float(r.get(src)) for r in group if _finite(_float(r.get(src)))])
+            xs = np.asarray([as_float(r.get(src)) for r in group if _finite(as_float(r.get(src)))])
             if xs.size:
                 item[f"{key}mean"], item[f"{key}std"] = float(xs.mean()), float(xs.std())
-        ts = [t for t in (_float(r.get("train_time_s")) for r in group) if _finite(t)]
+        ts = [t for t in (as_float(r.get("train_time_s")) for r in group) if _finite(t)]
         if ts:
             item["train_time_mean_s"] = float(np.mean(ts))
         out.append(item)
@@ -412,7 +416,7 @@ def _sweep_summary(record: Mapping[str, Any], summary: Sequence[Mapping[str, Any
              f"{len(summary)} value{'s' if len(summary) != 1 else ''} × "
              f"{record.get('repeats', '?')} repeat{'s' if record.get('repeats') != 1 else ''}, "
              f"scored by the {record.get('metric') or 'score'}."]
-    scored = [s for s in summary if _finite(_float(s.get("mean")))]
+    scored = [s for s in summary if _finite(as_float(s.get("mean")))]
     if scored:
         # sweep.json does not say which way is better unless it carries a direction.
         direction = str(record.get("direction") or "").lower()
@@ -440,7 +444,7 @@ def _footer(record: Mapping[str, Any]) -> str:
     return " · ".join(x for x in (
         f"dynaforge {record.get('dynaforge_version', '')}".strip(),
         f"created {record['created']}" if record.get("created") else None,
-        f"took {_seconds(record.get('elapsed_s'))}" if record.get("elapsed_s") else None) if x)
+        f"took {format_seconds(record.get('elapsed_s'))}" if record.get("elapsed_s") else None) if x)
 
 
 def _lookup(params: Mapping[str, Any], name: str) -> Any:
@@ -463,7 +467,7 @@ def _parse_param(cell: str, spec: Mapping[str, Any] | None) -> Any:
         k = tplots.choice_index(text, choices)
         return choices[k] if k is not None else text
     kind = (spec or {}).get("type")
-    x = _float(text)
+    x = as_float(text)
     if x is None:
         return text
     if kind == "int" or (kind is None and x.is_integer() and "." not in text
@@ -475,7 +479,7 @@ def _parse_param(cell: str, spec: Mapping[str, Any] | None) -> Any:
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b or (type(a) is type(b) and a == b)
-    fa, fb = _float(a), _float(b)
+    fa, fb = as_float(a), as_float(b)
     if fa is not None and fb is not None and not isinstance(a, str) and not isinstance(b, str):
         return math.isclose(fa, fb, rel_tol=1e-12, abs_tol=0.0)
     return a == b
@@ -485,27 +489,13 @@ def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def _float(x: Any) -> float | None:
-    if x is None or isinstance(x, bool) or (isinstance(x, str) and not x.strip()):
-        return None
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return None
-
-
 def _int(x: Any) -> int | None:
-    f = _float(x)
+    f = as_float(x)
     return int(f) if f is not None and math.isfinite(f) else None
 
 
-def _num(x: Any) -> str:
-    f = _float(x)
-    return _DASH if f is None or not math.isfinite(f) else f"{f:.4g}"
-
-
 def _pm(mean: Any, std: Any) -> str:
-    m, s = _float(mean), _float(std)
+    m, s = as_float(mean), as_float(std)
     if m is None or not math.isfinite(m):
         return _DASH
     return f"{m:.4g} ± {s:.2g}" if s is not None and math.isfinite(s) else f"{m:.4g}"
@@ -524,19 +514,6 @@ def _fmt_value(v: Any) -> str:
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_fmt_value(x) for x in v) + "]"
     return str(v)
-
-
-def _seconds(s: Any) -> str:
-    f = _float(s)
-    if f is None or not math.isfinite(f):
-        return _DASH
-    if f < 1:
-        return f"{f * 1e3:.3g} ms"
-    if f < 120:
-        return f"{f:.3g} s"
-    if f < 7200:
-        return f"{f / 60:.1f} min"
-    return f"{f / 3600:.1f} h"
 
 
 _STUDY_TEXT = ("What was searched and how: the study's settings, the trials per state and the "
