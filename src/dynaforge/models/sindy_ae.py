@@ -80,8 +80,9 @@ class SindyAEConfig:
             ``λ_dec, λ_z, λ_x, λ_reg``.
         loss_regularization_final: None (the paper: constant ``λ_reg``) or the L1 weight
             reached at the end of the main phase by a geometric decay from ``λ_reg`` (per
-            epoch, like ``lr_final``): strong early to prune, weak late so that the smallest
-            true term (Lorenz's ``-y``) is not shrunk away once the structure has formed.
+            epoch, like ``lr_final``; refinement has no L1 term): strong early to prune, weak
+            late so that the smallest true term (Lorenz's ``-y``) is shrunk less once the
+            structure has formed.
         threshold: sequential-thresholding cut on ``|Ξ|`` (on the normalised magnitude
             when ``normalized_sparsity``).
         threshold_every: threshold after main-phase epoch ``i`` (0-based) when
@@ -110,11 +111,13 @@ class SindyAEConfig:
             the L1 term; over up to 8192 training snapshots for thresholding). The raw
             ``|Ξ_ij|`` depends on the arbitrary scale of the learned coordinates: scaling
             ``z_k`` up shrinks the coefficients of the nonlinear terms containing ``z_k`` but
-            not the unit damping ``-y`` of Lorenz's ``y'``, so the L1 term trades ``-y`` for
-            a ``y z`` term (logged in the quick-preset search); the normalised magnitude is
-            invariant under rescaling any latent coordinate. rms rather than std, so that the
-            constant term is measured too. For Lorenz the smallest share is that of ``-y``
-            (~0.1); all others are >= 0.6.
+            not the unit damping ``-y`` of Lorenz's ``y'``, so the L1 term favours trading
+            ``-y`` for a ``y z`` term; the normalised magnitude is invariant under rescaling
+            any latent coordinate (it does not by itself keep ``-y``: the L1 shrinkage is then
+            about equal in share units for every term of an equation, and ``-y`` has the
+            smallest share). rms rather than std, so that the constant term is measured too.
+            In Lorenz's own coordinates the share of ``-y`` is ~0.1, all others >= 0.6, so a
+            cut on shares must stay below ~0.1.
     """
 
     widths: tuple[int, ...] = (64, 32)
