@@ -474,3 +474,18 @@ def test_affine_map_recovers_a_known_map():
     assert (r2_noise < 0.2).all()
     with pytest.raises(ValueError, match="matching sample counts"):
         affine_map(z_latent[:10], z_true)
+
+
+def test_coefficient_init_options():
+    gens = [torch.Generator().manual_seed(k) for k in (0, 1)]
+    const = SindyAutoencoderNet(128, TINY)
+    assert torch.all(const.coefficients == 1.0)  # the paper
+    normal = SindyAutoencoderNet(128, TINY.replace(coefficient_init="normal"), gens)
+    assert not torch.equal(normal.coefficients[0], normal.coefficients[1])  # per-seed draws
+    again = SindyAutoencoderNet(128, TINY.replace(coefficient_init="normal"),
+                                [torch.Generator().manual_seed(0)])
+    assert torch.equal(again.coefficients[0], normal.coefficients[0])  # alone = in a stack
+    assert torch.all(SindyAutoencoderNet(128, TINY.replace(coefficient_init="zeros"))
+                     .coefficients == 0)
+    with pytest.raises(ValueError, match="coefficient_init"):
+        SindyAEConfig(coefficient_init="xavier")

@@ -105,6 +105,11 @@ class SindyAEConfig:
             check, validation history).
         compile: run the loss through :func:`torch.compile` (falls back to eager, with a
             warning, where compilation fails).
+        coefficient_init: how ``Ξ`` starts: ``"constant"`` (1.0 everywhere, the paper's
+            Lorenz setting), ``"normal"`` (standard normal from each model's generator, the
+            reference code's other option) or ``"zeros"``. A constant +1 fixes the sign every
+            coefficient starts from: traced quick-preset runs lost Lorenz's ``-y`` term as its
+            coefficient, never negative, was shrunk through zero and cut.
         normalized_sparsity: False (the paper) penalises and thresholds the raw ``|Ξ_ij|``.
             True uses ``|Ξ_ij| rms(θ_i(z)) / rms((Θ(z)Ξ)_j)`` instead: the share of term ``i``
             in the model's ``dz_j/dt`` (dimensionless; the rms over the batch, detached, for
@@ -146,6 +151,7 @@ class SindyAEConfig:
     noise: float = 1e-6
     log_every: int = 10
     compile: bool = False
+    coefficient_init: str = "constant"
     normalized_sparsity: bool = False
 
     def __post_init__(self) -> None:
@@ -164,6 +170,9 @@ class SindyAEConfig:
                              f"{self.epochs}, {self.refinement_epochs}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.coefficient_init not in ("constant", "normal", "zeros"):
+            raise ValueError(f"coefficient_init must be constant, normal or zeros, got "
+                             f"{self.coefficient_init!r}")
         if self.threshold_start is not None and self.threshold_start < 1:
             raise ValueError(f"threshold_start must be >= 1 or None, got {self.threshold_start}")
         if self.lr_final is not None and not self.lr_final > 0:
@@ -327,8 +336,9 @@ class SindyAutoencoderNet(nn.Module):
     ``(S, B, d)``. ``S = 1`` is one model; a trained stack is :meth:`split` into single models.
     Weights are Glorot-uniform and biases zero (the reference's ``xavier_initializer``),
     model ``s`` drawn from ``generators[s]`` (so a seed gives the same initial network alone
-    or in a stack); ``Ξ`` starts at the constant 1.0 (``coefficient_initialization =
-    'constant'``).
+    or in a stack); ``Ξ`` starts at the constant 1.0 (the paper's
+    ``coefficient_initialization = 'constant'``) unless ``config.coefficient_init`` says
+    otherwise.
 
     Args:
         input_dim: snapshot length ``n``.
@@ -362,6 +372,10 @@ class SindyAutoencoderNet(nn.Module):
                     w = torch.empty(layer.weight.shape[2], layer.weight.shape[1])  # (out, in)
                     nn.init.xavier_uniform_(w, generator=gen)
                     layer.weight[s] = w.T
+                if config.coefficient_init == "normal":
+                    self.coefficients[s] = torch.randn(p, d, generator=gen)
+                elif config.coefficient_init == "zeros":
+                    self.coefficients[s] = 0.0
 
     @property
     def feature_names(self) -> list[str]:
