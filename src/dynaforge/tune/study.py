@@ -134,30 +134,12 @@ def default_values(space: SearchSpace, base_params: dict[str, Any]) -> dict[str,
 _MISSING = object()
 
 
-def _model_defaults(model: str) -> dict[str, Any]:
-    import dataclasses as dc
-    import inspect
-
-    from dynaforge.models import get_model_class
-    from dynaforge.train import TrainConfig
-
-    sig = inspect.signature(get_model_class(model).__init__)
-    out = {k: p.default for k, p in sig.parameters.items()
-           if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is not inspect.Parameter.empty}
-    if "train" in out:
-        out["train"] = dc.asdict(TrainConfig())
-    return out
-
-
 def full_defaults(model: str, base_params: dict[str, Any]) -> dict[str, Any]:
-    """The constructor defaults of ``model`` overridden by ``base_params`` (nested ``train``)."""
-    out = _model_defaults(model)
-    for key, value in base_params.items():
-        if key == "train" and isinstance(value, dict) and isinstance(out.get("train"), dict):
-            out["train"] = {**out["train"], **value}
-        else:
-            out[key] = value
-    return out
+    """Every hyperparameter of ``model`` built with ``base_params`` (the constructor's
+    defaults for the rest; ``train`` as a dict): the model's own ``get_params``."""
+    from dynaforge.models import create_model
+
+    return create_model(model, **base_params).get_params()
 
 
 def create_or_load_study(storage: optuna.storages.BaseStorage, name: str, meta: StudyMeta, *,
@@ -322,6 +304,7 @@ def study_summary(study: optuna.Study, meta: StudyMeta, *, storage_display: str,
                     and t.state is TrialState.COMPLETE), None)
     from dynaforge.tune.space import apply_params
 
+    defaults = full_defaults(meta.model, meta.base_params)
     finished = [t for t in trials if t.state in FINISHED and t.datetime_start
                 and t.datetime_complete]
     rate = None
@@ -337,11 +320,10 @@ def study_summary(study: optuna.Study, meta: StudyMeta, *, storage_display: str,
         "seed": seed, "space": meta.space, "counts": counts(study),
         "default": None if default is None else {
             "value": default.value, "number": default.number,
-            "params": full_defaults(meta.model, meta.base_params)},
+            "params": defaults},
         "best": None if best is None else {
             "number": best.number, "value": best.value, "params": best.params,
-            "model_params": apply_params(full_defaults(meta.model, meta.base_params),
-                                         best.params),
+            "model_params": apply_params(defaults, best.params),
             "user_attrs": best.user_attrs},
         "importances": importances(study),
         "elapsed_s": elapsed_s, "trials_per_minute": rate,
