@@ -177,38 +177,18 @@ def benchmark(
     with figures. Rerunning with the same configuration and folder resumes training.
     """
     from dynaforge.benchmark import run_benchmark
-    from dynaforge.models import create_model
-    from dynaforge.presets import resolve_config
     from dynaforge.report import build_report
     from dynaforge.systems import get_system
-    from dynaforge.tasks import ForecastingTaskConfig, build_forecasting_data
+    from dynaforge.tasks import build_forecasting_data
 
-    if threads is not None:
-        if threads < 1:
-            raise UsageError(f"--threads must be >= 1, got {threads}")
-        import torch
-
-        torch.set_num_threads(threads)
+    set_threads(threads)
     system = get_system(task)  # unknown task names fail here
-    file_config = _read_config(config) if config else None
     model_list = [m.strip() for m in models.split(",") if m.strip()] if models else None
-    resolved = resolve_config(
-        preset, models=model_list, config_file=file_config,
-        task_overrides={"dt": dt, "noise": noise, "train_points": train_points,
-                        "data": str(data) if data else None, "data_dt": data_dt, "seed": seed},
+    resolved, task_cfg = resolve_run_config(
+        task, preset, models=model_list, config=config,
+        overrides={"dt": dt, "noise": noise, "train_points": train_points,
+                   "data": str(data) if data else None, "data_dt": data_dt, "seed": seed},
     )
-    resolved["task"]["system"] = task
-    for name, params in resolved["models"].items():
-        create_model(name, **params)  # unknown model names and bad hyperparameters fail here
-    known = [f.name for f in dataclasses.fields(ForecastingTaskConfig)]
-    unknown = sorted(set(resolved["task"]) - set(known))
-    if unknown:
-        raise UsageError(f"unknown task settings {unknown} in the config; known settings: "
-                         f"{', '.join(known)}")
-    try:
-        task_cfg = ForecastingTaskConfig(**resolved["task"])
-    except TypeError as exc:  # a value of the wrong type in the task section
-        raise UsageError(f"bad task configuration: {exc}") from None
     if data is not None and not data.is_file():
         raise UsageError(f"data file {data} does not exist")
     if data is not None and data.suffix.lower() == ".npy" and data_dt is None:
@@ -250,6 +230,45 @@ def benchmark(
     report = build_report(out)
     _print_leaderboard(out)
     console.print(f"report: {report}")
+
+
+def set_threads(threads: Optional[int]) -> None:
+    """``--threads``: torch's CPU threads (None leaves torch's default: all cores)."""
+    if threads is not None:
+        if threads < 1:
+            raise UsageError(f"--threads must be >= 1, got {threads}")
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def resolve_run_config(task: str, preset: str, *, models: Optional[list[str]],
+                       config: Optional[Path], overrides: dict):
+    """Preset, then the ``--config`` file, then flags → ``({"preset", "task", "models"},
+    ForecastingTaskConfig)``, checked before any work: an unknown task, model, task setting
+    or hyperparameter, or a task value of the wrong type, fails here."""
+    from dynaforge.models import create_model
+    from dynaforge.presets import resolve_config
+    from dynaforge.systems import get_system
+    from dynaforge.tasks import ForecastingTaskConfig
+
+    get_system(task)
+    file_config = _read_config(config) if config else None
+    resolved = resolve_config(preset, models=models, config_file=file_config,
+                              task_overrides=overrides)
+    resolved["task"]["system"] = task
+    for name, params in resolved["models"].items():
+        create_model(name, **params)  # unknown model names and bad hyperparameters fail here
+    known = [f.name for f in dataclasses.fields(ForecastingTaskConfig)]
+    unknown = sorted(set(resolved["task"]) - set(known))
+    if unknown:
+        raise UsageError(f"unknown task settings {unknown} in the config; known settings: "
+                         f"{', '.join(known)}")
+    try:
+        task_cfg = ForecastingTaskConfig(**resolved["task"])
+    except TypeError as exc:  # a value of the wrong type in the task section
+        raise UsageError(f"bad task configuration: {exc}") from None
+    return resolved, task_cfg
 
 
 def _read_config(path: Path) -> dict:
@@ -356,12 +375,7 @@ def discover(
     figures (coefficients vs truth, threshold path, the model simulated against the data; for
     the autoencoder also the latent attractor and the loss curves).
     """
-    if threads is not None:
-        if threads < 1:
-            raise UsageError(f"--threads must be >= 1, got {threads}")
-        import torch
-
-        torch.set_num_threads(threads)
+    set_threads(threads)
     embedded = target in EMBEDDED_TARGETS
     given = {name for name, value, default in (
         ("--data", data, None), ("--data-dt", data_dt, None), ("--method", method, "weak"),

@@ -11,43 +11,38 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from dynaforge.cli import UsageError, _check_creatable_dir, _guard, _print_table, _read_config, app, console
-
-
-def _set_threads(threads: Optional[int]) -> None:
-    if threads is not None:
-        if threads < 1:
-            raise UsageError(f"--threads must be >= 1, got {threads}")
-        import torch
-
-        torch.set_num_threads(threads)
+from dynaforge.cli import (
+    UsageError,
+    _check_creatable_dir,
+    _guard,
+    _print_table,
+    app,
+    console,
+    resolve_run_config,
+    set_threads,
+)
 
 
 def _resolve(task: str, model: str, preset: str, config: Optional[Path],
              overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(task settings, the model's hyperparameters) from preset, config file and flags,
-    validated: unknown task, model, task setting or hyperparameter fail here."""
-    import dataclasses
+    """(task settings, the model's hyperparameters), checked like `benchmark`'s."""
+    resolved, _ = resolve_run_config(task, preset, models=[model], config=config,
+                                     overrides=overrides)
+    return resolved["task"], resolved["models"][model]
 
-    from dynaforge.models import create_model
-    from dynaforge.presets import resolve_config
-    from dynaforge.systems import get_system
-    from dynaforge.tasks import ForecastingTaskConfig
 
-    get_system(task)
-    file_config = _read_config(config) if config else None
-    resolved = resolve_config(preset, models=[model], config_file=file_config,
-                              task_overrides=overrides)
-    resolved["task"]["system"] = task
-    params = resolved["models"][model]
-    create_model(model, **params)
-    known = [f.name for f in dataclasses.fields(ForecastingTaskConfig)]
-    unknown = sorted(set(resolved["task"]) - set(known))
-    if unknown:
-        raise UsageError(f"unknown task settings {unknown} in the config; known settings: "
-                         f"{', '.join(known)}")
-    ForecastingTaskConfig(**resolved["task"])
-    return resolved["task"], params
+def _task_data(task_cfg: dict[str, Any], n_validation: int, progress: bool):
+    """The task's data without climate runs (nothing here scores climate), and its
+    validation forecasts."""
+    from dynaforge.tasks import (
+        ForecastingTaskConfig,
+        build_forecasting_data,
+        build_validation_forecasts,
+    )
+
+    task_obj = ForecastingTaskConfig(**{**task_cfg, "n_climate": 0})
+    data = build_forecasting_data(task_obj, progress=progress)
+    return data, build_validation_forecasts(task_obj, data, n_validation)
 
 
 @app.command()
@@ -100,7 +95,7 @@ def tune(
         raise UsageError(f"--n-validation must be >= 1, got {n_validation}")
     if heartbeat < 1:
         raise UsageError(f"--heartbeat must be >= 1 s, got {heartbeat}")
-    _set_threads(threads)
+    set_threads(threads)
     task_cfg, params = _resolve(task, model, preset, config,
                                 {"dt": dt, "noise": noise, "train_points": train_points})
     search = load_space(space, model=model) if space else default_space(model)
@@ -195,8 +190,6 @@ def sweep(
     """Train a model over the values of one hyperparameter, R seeds each: a mean ± std table
     of validation and test VPT and an error-bar plot. Rerun the same command to resume."""
     from dynaforge.report.tune import build_sweep_report
-    from dynaforge.tasks import build_forecasting_data, build_validation_forecasts
-    from dynaforge.tasks.forecasting import ForecastingTaskConfig
     from dynaforge.tune.space import parse_space
     from dynaforge.tune.sweep import parse_values, run_sweep
 
@@ -205,7 +198,7 @@ def sweep(
         raise UsageError(f"--repeats must be >= 1, got {repeats}")
     if n_validation < 1:
         raise UsageError(f"--n-validation must be >= 1, got {n_validation}")
-    _set_threads(threads)
+    set_threads(threads)
     task_cfg, params = _resolve(task, model, preset, config, {"dt": dt, "noise": noise})
     # The name must be a hyperparameter of the model; values are checked by building it.
     parse_space({name: {"choices": values}}, model=model, source="--param")
@@ -221,11 +214,7 @@ def sweep(
     _check_creatable_dir(out)
     console.print(f"[bold]dynaforge sweep {task}[/] model={model} {escape(name)} = "
                   f"{escape(str(values))} × {repeats} seeds → {escape(str(out))}")
-    cfg = dict(task_cfg)
-    cfg["n_climate"] = 0
-    task_obj = ForecastingTaskConfig(**cfg)
-    data = build_forecasting_data(task_obj, progress=progress)
-    validation = build_validation_forecasts(task_obj, data, n_validation)
+    data, validation = _task_data(task_cfg, n_validation, progress)
     doc = run_sweep(data, validation, task=task, model=model, base_params=params, param=name,
                     values=values, repeats=repeats, out_dir=out, progress=progress,
                     log=lambda m: console.print(m, markup=False, highlight=False))
@@ -263,12 +252,10 @@ def train(
     from dynaforge import metrics
     from dynaforge.models import AbstractNeuralForecaster, create_model
     from dynaforge.models.base import CONFIG_FILE
-    from dynaforge.tasks import build_forecasting_data, build_validation_forecasts
-    from dynaforge.tasks.forecasting import ForecastingTaskConfig
 
     if n_validation < 1:
         raise UsageError(f"--n-validation must be >= 1, got {n_validation}")
-    _set_threads(threads)
+    set_threads(threads)
     task_cfg, params = _resolve(task, model, preset, config, {"dt": dt, "noise": noise})
     out = out or Path("runs") / f"train-{task}-{model}"
     if (out / CONFIG_FILE).exists() and not overwrite:
@@ -276,11 +263,7 @@ def train(
     if out.exists() and not (out / CONFIG_FILE).exists() and any(out.iterdir()):
         raise UsageError(f"{out} is a folder with other files; choose another --out")
     _check_creatable_dir(out)
-    cfg = dict(task_cfg)
-    cfg["n_climate"] = 0
-    task_obj = ForecastingTaskConfig(**cfg)
-    data = build_forecasting_data(task_obj, progress=progress)
-    validation = build_validation_forecasts(task_obj, data, n_validation)
+    data, validation = _task_data(task_cfg, n_validation, progress)
     mdl = create_model(model, **params)
     if isinstance(mdl, AbstractNeuralForecaster):
         mdl.train.progress = progress and mdl.train.progress
@@ -289,10 +272,8 @@ def train(
     mdl.fit(data.train, data.val)
     mdl.save(out)
     val_vpt = validation.score(mdl.forecast(validation.context, validation.truth.shape[1]))
-    pred = mdl.forecast(data.test_context, data.test_truth.shape[1])
-    nrmse = metrics.normalized_rmse(pred, data.test_truth, data.scale)
-    test_vpt = metrics.summarize(metrics.valid_prediction_time(
-        nrmse, dt=data.dt, time_scale=data.time_scale, eps=0.4))
+    test_vpt = metrics.summarize(
+        data.score(mdl.forecast(data.test_context, data.test_truth.shape[1])).numpy())
     med = float(val_vpt.median())
     console.print(f"validation VPT median {med if math.isfinite(med) else 0:.2f} LT "
                   f"({validation.truth.shape[0]} forecasts); test VPT median "

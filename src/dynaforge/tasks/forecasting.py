@@ -108,6 +108,11 @@ class ForecastingData:
     state_names: tuple[str, ...]
     info: dict
 
+    def score(self, pred: torch.Tensor, eps: float = 0.4) -> torch.Tensor:
+        """Valid prediction time of each test forecast ``pred (B, H, D)`` (the test truth's
+        length), in natural time units."""
+        return _vpt(pred, self.test_truth, self.scale, self.dt, self.time_scale, eps)
+
 
 def _steps_for(duration: float, dt: float) -> int:
     return max(1, math.ceil(duration / dt - 1e-9))
@@ -248,11 +253,15 @@ class ValidationForecasts:
 
     def score(self, pred: torch.Tensor, eps: float = 0.4) -> torch.Tensor:
         """Valid prediction time of each forecast ``pred (B, H, D)``, in natural time units."""
-        from dynaforge import metrics
+        return _vpt(pred, self.truth, self.scale, self.dt, self.time_scale, eps)
 
-        nrmse = metrics.normalized_rmse(pred, self.truth, self.scale)
-        return torch.as_tensor(metrics.valid_prediction_time(
-            nrmse, dt=self.dt, time_scale=self.time_scale, eps=eps))
+
+def _vpt(pred, truth, scale, dt: float, time_scale: float, eps: float) -> torch.Tensor:
+    from dynaforge import metrics
+
+    nrmse = metrics.normalized_rmse(pred, truth, scale)
+    return torch.as_tensor(metrics.valid_prediction_time(nrmse, dt=dt, time_scale=time_scale,
+                                                         eps=eps))
 
 
 def build_validation_forecasts(cfg: ForecastingTaskConfig, data: ForecastingData,
