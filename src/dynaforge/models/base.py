@@ -10,12 +10,14 @@ physical units.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import os
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,6 +29,24 @@ from dynaforge.data import Trajectories
 #: File names inside a saved model folder.
 CONFIG_FILE = "model.json"
 STATE_FILE = "state.pt"
+
+
+@contextlib.contextmanager
+def atomic_directory(directory: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary sibling folder to fill; on success it replaces ``directory`` (an
+    existing one only by a complete new one), on any error it is removed and ``directory``
+    is left as it was."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        yield tmp
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 class NotFittedError(RuntimeError):
@@ -135,10 +155,7 @@ class AbstractForecaster(ABC):
         leaves nothing behind and an existing folder is replaced only by a complete one.
         """
         self._check_fitted()
-        directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-        try:
+        with atomic_directory(directory) as tmp:
             meta = {
                 "model": self.name,
                 "params": self.get_params(),
@@ -146,13 +163,7 @@ class AbstractForecaster(ABC):
             }
             (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
             torch.save(self._state(), tmp / STATE_FILE)
-            if directory.exists():
-                shutil.rmtree(directory)
-            os.replace(tmp, directory)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return directory
+        return Path(directory)
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> AbstractForecaster:

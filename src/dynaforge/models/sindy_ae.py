@@ -40,8 +40,6 @@ import itertools
 import json
 import math
 import os
-import shutil
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -52,6 +50,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dynaforge.models.base import atomic_directory
 from dynaforge.systems.embeddings import EmbeddedLorenzData, embedded_lorenz_data
 from dynaforge.train import resolve_device
 
@@ -902,12 +901,9 @@ def select_best(results: Sequence[SindyAEResult], *, require_lorenz: bool = Fals
 # -- persistence --------------------------------------------------------------------------------
 def save_result(result: SindyAEResult, directory: str | os.PathLike) -> Path:
     """Write ``result.json`` and ``net.pt`` to ``directory`` (atomically: temp folder + rename)."""
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
-        import dynaforge
+    import dynaforge
 
+    with atomic_directory(directory) as tmp:
         meta = {
             "config": dataclasses.asdict(result.config),
             "input_dim": result.net.input_dim,
@@ -921,13 +917,7 @@ def save_result(result: SindyAEResult, directory: str | os.PathLike) -> Path:
         }
         (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=1))
         torch.save(result.net.state_dict(), tmp / STATE_FILE)
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return directory
+    return Path(directory)
 
 
 def load_result(directory: str | os.PathLike) -> SindyAEResult:

@@ -59,7 +59,8 @@ def run_tune(spec: TuneSpec, *, workers: int = 1, progress: bool = True, preset:
     run_dir = Path(spec.run_dir) if spec.run_dir else None
     # Build (and cache) the data once here, so the workers only load it.
     log("building the task's data and validation forecasts ...")
-    _, validation = load_task_data(meta, run_dir)
+    task_data = load_task_data(meta, run_dir)
+    validation = task_data[1]
     horizon_lt = validation.truth.shape[1] * validation.dt / validation.time_scale
     budget = int(study.user_attrs.get("n_trials", spec.n_trials or 0))
     bar = None
@@ -94,7 +95,7 @@ def run_tune(spec: TuneSpec, *, workers: int = 1, progress: bool = True, preset:
             thread = threading.Thread(target=ticker, daemon=True)
             thread.start()
             try:
-                run_worker(spec, 0, log=log)
+                run_worker(spec, 0, log=log, task_data=task_data)
             finally:
                 stop.set()
                 thread.join()

@@ -173,8 +173,10 @@ def _claim_ticket(study: optuna.Study) -> optuna.Trial | None:
     return None if trial_id is None else optuna.Trial(study, trial_id)
 
 
-def run_worker(spec: TuneSpec, worker_index: int = 0, *, log=None) -> int:
-    """Run tickets of the study until none is left; returns how many trials this worker ran."""
+def run_worker(spec: TuneSpec, worker_index: int = 0, *, log=None,
+               task_data: tuple[ForecastingData, ValidationForecasts] | None = None) -> int:
+    """Run tickets of the study until none is left; returns how many trials this worker ran.
+    ``task_data``: the data when the caller already holds it (else loaded or built)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if spec.threads:
         torch.set_num_threads(spec.threads)
@@ -190,7 +192,7 @@ def run_worker(spec: TuneSpec, worker_index: int = 0, *, log=None) -> int:
                            es_population=spec.es_population, es_sigma=spec.es_sigma)
     study = optuna.load_study(study_name=spec.study_name, storage=storage, sampler=sampler,
                               pruner=make_pruner(spec.pruner, max_epochs=max_epochs(meta)))
-    data, validation = load_task_data(meta, spec.run_dir)
+    data, validation = task_data or load_task_data(meta, spec.run_dir)
     name = f"{socket.gethostname()}:{os.getpid()}"
     objective = Objective(meta, data, validation, worker=name)
     ran = 0
