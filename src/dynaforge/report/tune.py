@@ -41,7 +41,6 @@ REPORT_NAME = "report.html"
 TOP_TRIALS = 10
 #: Trial states, in the order they are listed.
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
-_DASH = DASH
 
 
 @dataclass
@@ -121,7 +120,7 @@ def build_tune_report(run_dir: str | os.PathLike[str]) -> Path:
         ranked = sorted(complete, key=lambda t: (-t.value if maximize else t.value, t.number))
         head = ["#", "trial", "value", "duration", "worker"] + param_names
         rows = [[("num", str(i)), ("num", str(t.number)), ("num", format_number(t.value)),
-                 ("num", format_seconds(t.duration_s)), ("", t.worker or _DASH)]
+                 ("num", format_seconds(t.duration_s)), ("", t.worker or DASH)]
                 + [("num", _fmt_value(t.params.get(p))) for p in param_names]
                 for i, t in enumerate(ranked[:TOP_TRIALS], start=1)]
         html = [html_table(head, rows)]
@@ -134,9 +133,9 @@ def build_tune_report(run_dir: str | os.PathLike[str]) -> Path:
     if trials:
         head = ["trial", "state", "value", "duration", "worker", "retry of", "reports"]
         rows = [[("num", str(t.number)), ("", t.state), ("num", format_number(t.value)),
-                 ("num", format_seconds(t.duration_s)), ("", t.worker or _DASH),
-                 ("num", t.retry_of or _DASH),
-                 ("num", _DASH if t.n_reports is None else str(t.n_reports))]
+                 ("num", format_seconds(t.duration_s)), ("", t.worker or DASH),
+                 ("num", t.retry_of or DASH),
+                 ("num", DASH if t.n_reports is None else str(t.n_reports))]
                 + [("num", _fmt_value(t.params.get(p))) for p in param_names]
                 for t in sorted(trials, key=lambda t: t.number)]
         html.append(f"<details><summary>All {len(trials)} trials</summary>"
@@ -497,14 +496,14 @@ def _int(x: Any) -> int | None:
 def _pm(mean: Any, std: Any) -> str:
     m, s = as_float(mean), as_float(std)
     if m is None or not math.isfinite(m):
-        return _DASH
+        return DASH
     return f"{m:.4g} ± {s:.2g}" if s is not None and math.isfinite(s) else f"{m:.4g}"
 
 
 def _fmt_value(v: Any) -> str:
     """A hyperparameter value as text: bools like YAML, floats to 4 significant digits."""
     if v is _MISSING or v is None:
-        return _DASH
+        return DASH
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
