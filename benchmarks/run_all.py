@@ -109,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON output (default benchmarks/results.json, "
                              "or results.quick.json with --quick)")
+    parser.add_argument("--sindy-ae-run", metavar="DIR", default=None,
+                        help="a finished `dynaforge discover lorenz-embedded --preset quick` run: "
+                             "sindy_ae reads its time to the first Lorenz model instead of "
+                             "training the quick preset again (~16 min)")
     args = parser.parse_args(argv)
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = [name for name in chosen if name not in BENCHMARKS]
@@ -129,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         module = BENCHMARKS[name]
         t0 = time.perf_counter()
         try:
-            result = module.run(quick=args.quick)
+            extra = ({"from_run": args.sindy_ae_run}
+                     if name == "sindy_ae" and args.sindy_ae_run else {})
+            result = module.run(quick=args.quick, **extra)
         except Exception:  # report and go on: one broken benchmark should not hide the others
             failed = True
             results[name] = {"error": traceback.format_exc()}

@@ -138,3 +138,43 @@ def test_autoencoder_run_folder_and_resume(tmp_path):
     assert sum("loaded" in m for m in logs) == 2
     assert again["best"]["seed"] == record["best"]["seed"]
     assert np.allclose(again["best"]["coefficients"], record["best"]["coefficients"])
+
+
+def test_autoencoder_stacks_train_in_parallel_processes(tmp_path):
+    # 7 seeds = 2 stacks (AE_STACK = 5) in 2 spawned processes; each seed ends as it does when
+    # trained in this process (same data, same seed, one thread).
+    from dynaforge.discover import AE_STACK
+    from dynaforge.models import sindy_ae
+
+    assert AE_STACK == 5
+    config = sindy_ae.get_preset("quick").replace(
+        n_ics=2, n_val_ics=1, epochs=4, refinement_epochs=1, threshold_every=2, batch_size=100,
+        n_seeds=7, log_every=1, device="cpu", compile=False)
+    seeds = list(range(7))
+    record = run_autoencoder_discovery(config, seeds, tmp_path, config={"command": "discover"},
+                                       progress=False, log=lambda m: None, workers=2)
+    assert [row["seed"] for row in record["seeds"]] == seeds
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train, val = sindy_ae.make_data(config)
+        alone = (sindy_ae.train_seeds(train, config, seeds[:5], val=val, progress=False)
+                 + sindy_ae.train_seeds(train, config, seeds[5:], val=val, progress=False))
+    finally:
+        torch.set_num_threads(threads)
+    for row, mine in zip(record["seeds"], alone):
+        saved = sindy_ae.load_result(tmp_path / "seeds" / f"seed-{row['seed']}")
+        np.testing.assert_allclose(saved.coefficients, mine.coefficients, rtol=1e-4, atol=1e-6)
+        assert row["val_loss"] == pytest.approx(mine.val_losses["total"], rel=1e-4)
+
+
+def test_autoencoder_worker_failure_is_reported(tmp_path):
+    from dynaforge.models import sindy_ae
+
+    config = sindy_ae.get_preset("quick").replace(
+        n_ics=2, n_val_ics=1, epochs=2, refinement_epochs=0, threshold_every=2, batch_size=100,
+        lr=1e30, device="cpu", compile=False)
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        run_autoencoder_discovery(config, list(range(7)), tmp_path,
+                                  config={"command": "discover"}, progress=False,
+                                  log=lambda m: None, workers=2)

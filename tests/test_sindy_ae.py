@@ -24,6 +24,7 @@ from dynaforge.models.sindy_ae import (
     regularization_at,
     save_result,
     select_best,
+    threshold_at,
     train_seeds,
     train_sindy_autoencoder,
 )
@@ -356,6 +357,50 @@ def test_threshold_schedule():
     assert [i for i in range(100) if is_threshold_epoch(cfg, i)] == [30, 50, 70, 90]
     with pytest.raises(ValueError, match="threshold_start"):
         SindyAEConfig(threshold_start=0)
+
+
+def test_threshold_ramp():
+    cfg = SindyAEConfig(epochs=11, threshold=0.4, threshold_initial=0.1)
+    assert [threshold_at(cfg, i) for i in (0, 5, 10)] == pytest.approx([0.1, 0.2, 0.4])
+    assert threshold_at(get_preset("paper"), 0) == threshold_at(get_preset("paper"), 4000) == 0.1
+    for bad in (0.0, 0.5):
+        with pytest.raises(ValueError, match="threshold_initial must be in"):
+            SindyAEConfig(threshold=0.4, threshold_initial=bad)
+
+
+def test_preconditioned_first_step_moves_every_share_equally():
+    # The first step from the same weights and batch has the same Adam step; preconditioning
+    # multiplies each coefficient's step by g / s_ij, so every share |ΔΞ_ij| s_ij moves alike.
+    data = embedded_lorenz_data(1, steps=64, seed=5)
+    cfg = TINY.replace(epochs=1, refinement_epochs=0, batch_size=64, threshold_every=50,
+                       dtype="float64", precondition_coefficients=True)
+    x = torch.as_tensor(data.flat()[0])[None]
+    net0 = SindyAutoencoderNet(x.shape[2], cfg, [torch.Generator().manual_seed(9)]).double()
+    scales = net0.sparsity_scales(x)
+    factors = net0.step_scales(x)
+    torch.testing.assert_close(factors * scales, scales.log().mean().exp().expand_as(scales))
+    assert factors.max() / factors.min() > 10  # the terms' scales differ a lot at the start
+    start = net0.coefficients[0].detach().numpy()  # (P, d)
+    step = train_seeds(data, cfg, [9], progress=False)[0].coefficients.T - start
+    plain = train_seeds(data, cfg.replace(precondition_coefficients=False), [9],
+                        progress=False)[0].coefficients.T - start
+    assert np.all(plain != 0)
+    np.testing.assert_allclose(step, plain * factors[0].numpy(), rtol=1e-9)
+    assert not get_preset("paper").precondition_coefficients
+
+
+def test_center_latents_gives_zero_mean_latent_states():
+    data = embedded_lorenz_data(2, steps=40, seed=6)
+    x = torch.as_tensor(data.flat()[0], dtype=torch.float32).expand(2, -1, -1)
+    net = SindyAutoencoderNet(x.shape[2], TINY, [torch.Generator().manual_seed(s) for s in (1, 2)])
+    before = net.encoder(x)
+    assert before.mean(dim=1).abs().max() > 0.05  # sigmoid features average ~0.5: an offset
+    net.center_latents_(x)
+    after = net.encoder(x)
+    torch.testing.assert_close(after.mean(dim=1), torch.zeros(2, 3), atol=1e-6, rtol=0)
+    torch.testing.assert_close(after - after.mean(dim=1, keepdim=True),
+                               before - before.mean(dim=1, keepdim=True))  # only a shift
+    assert not get_preset("paper").center_latent_init
 
 
 def test_learning_rate_schedule():

@@ -276,7 +276,7 @@ def test_validation_forecasts_are_fresh_and_noise_only_touches_the_context():
 
 
 def test_worker_environment_shares_cores_and_pins_one_gpu_each():
-    from dynaforge.tune.worker import worker_environment
+    from dynaforge.workers import worker_environment
 
     envs = [worker_environment(i, threads=4, n_gpus=3) for i in range(5)]
     assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0", "1", "2", "0", "1"]

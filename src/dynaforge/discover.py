@@ -17,6 +17,7 @@ The report (:mod:`dynaforge.report.discovery`) only reads the folder.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -170,6 +171,99 @@ def run_sindy_discovery(
 AE_STACK = 5
 
 
+def _autoencoder_workers(ae_config: Any, n_stacks: int, workers: int | None) -> int:
+    """Processes for ``n_stacks`` stacks: one per CPU core (at most one per stack) on a CPU,
+    one on a GPU (the stacks then run one after another), or ``workers`` when given."""
+    from dynaforge.train import resolve_device
+
+    if workers is not None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        return max(1, min(workers, n_stacks))
+    if resolve_device(ae_config.device).type != "cpu":
+        return 1
+    return max(1, min(os.cpu_count() or 1, n_stacks))
+
+
+def _stack_worker(ae_config: Any, stacks: list[list[int]], out_dir: str, data_seed: int,
+                  threads: int, epochs_done: Any, index: int, errors: Any) -> None:
+    """Body of one training process: build the data, train and save its stacks."""
+    try:
+        import torch
+
+        from dynaforge.models import sindy_ae
+
+        torch.set_num_threads(threads)
+        train, val = sindy_ae.make_data(ae_config, seed=data_seed)
+
+        def tick(epoch: int, per_model: list[dict[str, float]]) -> None:
+            epochs_done[index] += 1
+
+        for group in stacks:
+            for result in sindy_ae.train_seeds(train, ae_config, group, val=val,
+                                               progress=False, on_epoch_end=tick):
+                sindy_ae.save_result(result, Path(out_dir) / SEEDS_DIR / f"seed-{result.seed}")
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises
+        errors.put((index, type(exc).__name__, str(exc)))
+        raise SystemExit(1) from None
+
+
+def _train_stacks_in_processes(ae_config: Any, stacks: list[list[int]], n_workers: int,
+                               out: Path, data_seed: int, progress: bool) -> None:
+    """Train ``stacks`` in ``n_workers`` spawned processes (round robin), each with
+    ``cores // n_workers`` threads; every seed's result is saved under ``out/seeds``.
+
+    Raises:
+        FloatingPointError, RuntimeError: a process failed (its error, re-raised here).
+    """
+    import multiprocessing
+
+    from dynaforge.workers import environment, worker_environment
+
+    ctx = multiprocessing.get_context("spawn")
+    threads = max(1, (os.cpu_count() or 1) // n_workers)
+    assigned = [stacks[i::n_workers] for i in range(n_workers)]
+    epochs_done = ctx.Array("i", n_workers)
+    errors = ctx.SimpleQueue()
+    per_stack = ae_config.epochs + ae_config.refinement_epochs
+    procs = []
+    for i, mine in enumerate(assigned):
+        with environment(worker_environment(i, threads=threads, n_gpus=0)):
+            p = ctx.Process(target=_stack_worker, name=f"dynaforge-sindy-ae-{i}",
+                            args=(ae_config, mine, str(out), data_seed, threads, epochs_done,
+                                  i, errors))
+            p.start()
+        procs.append(p)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=per_stack * len(stacks), desc="sindy-ae stacks", unit="epoch",
+                   leave=False, dynamic_ncols=True)
+    try:
+        while any(p.is_alive() for p in procs):
+            time.sleep(1.0)
+            if bar is not None:
+                bar.update(sum(epochs_done[:]) - bar.n)
+    except BaseException:
+        for p in procs:
+            p.terminate()
+        raise
+    finally:
+        for p in procs:
+            p.join()
+        if bar is not None:
+            bar.close()
+    if not errors.empty():
+        index, kind, message = errors.get()
+        cls = FloatingPointError if kind == "FloatingPointError" else RuntimeError
+        raise cls(f"autoencoder training process {index} failed: {message}" if cls is
+                  RuntimeError else message)
+    failed = [p.exitcode for p in procs if p.exitcode != 0]
+    if failed:
+        raise RuntimeError(f"an autoencoder training process exited with code {failed[0]}")
+
+
 def run_autoencoder_discovery(
     ae_config: Any,
     seeds: Sequence[int],
@@ -179,11 +273,15 @@ def run_autoencoder_discovery(
     data_seed: int = 0,
     progress: bool = True,
     log: Log = print,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Train the SINDy autoencoder for every seed, analyse each, select the best.
 
-    Seeds train side by side, :data:`AE_STACK` at a time. A seed whose result is already saved
-    under ``out_dir/seeds/seed-<k>`` (from an earlier run of the same configuration) is loaded
+    Seeds train side by side, :data:`AE_STACK` at a time; on a CPU with several cores the
+    stacks train in parallel processes (one per core, each with ``cores // workers``
+    threads: two single-threaded stacks on 2 cores do ~1.4x the seed-epochs/s of one
+    two-threaded stack, measured). A seed whose result is already saved under
+    ``out_dir/seeds/seed-<k>`` (from an earlier run of the same configuration) is loaded
     instead of retrained, so an interrupted run resumes at the stack it was working on.
 
     Args:
@@ -194,6 +292,8 @@ def run_autoencoder_discovery(
         data_seed: seed of the training data (validation data use ``data_seed + 1``).
         progress: progress bars while training.
         log: one-line progress messages.
+        workers: training processes (None: one per CPU core, at most one per stack; 1 on a
+            GPU).
 
     Returns:
         The record written to ``discovery.json``.
@@ -219,10 +319,17 @@ def run_autoencoder_discovery(
     # The missing seeds train side by side in stacks of AE_STACK (each exactly as it would
     # alone; one stack of 5 does ~2.6x the seed-steps/s of one seed on a CPU core); each
     # stack's results are saved as soon as it ends, so an interrupted run resumes there.
-    for start in range(0, len(missing), AE_STACK):
-        group = missing[start:start + AE_STACK]
-        log(f"seeds {', '.join(map(str, group))} ({start + len(group)}/{len(missing)} to "
-            "train): training side by side ...")
+    stacks = [missing[i:i + AE_STACK] for i in range(0, len(missing), AE_STACK)]
+    n_workers = _autoencoder_workers(ae_config, len(stacks), workers)
+    if n_workers > 1:
+        log(f"seeds {', '.join(map(str, missing))}: {len(stacks)} stacks of up to {AE_STACK}, "
+            f"trained by {n_workers} processes side by side ...")
+        _train_stacks_in_processes(ae_config, stacks, n_workers, out, data_seed, progress)
+        for seed in missing:
+            finished[seed] = sindy_ae.load_result(out / SEEDS_DIR / f"seed-{seed}")
+    for group in stacks if n_workers == 1 else []:
+        log(f"seeds {', '.join(map(str, group))} ({missing.index(group[-1]) + 1}/"
+            f"{len(missing)} to train): training side by side ...")
         for result in sindy_ae.train_seeds(train, ae_config, group, val=val, progress=progress):
             sindy_ae.save_result(result, out / SEEDS_DIR / f"seed-{result.seed}")
             finished[result.seed] = result

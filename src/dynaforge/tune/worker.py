@@ -41,6 +41,7 @@ from dynaforge.tasks import (
 from dynaforge.tune.space import apply_params
 from dynaforge.tune.storage import GRACE_PERIOD, HEARTBEAT_INTERVAL, open_storage
 from dynaforge.tune.study import StudyMeta, make_pruner, make_sampler
+from dynaforge.workers import environment, worker_environment
 
 #: The file a run folder caches the task's data in (building it takes seconds per worker).
 DATA_CACHE = "task_data.pt"
@@ -231,21 +232,6 @@ def _worker_process(spec: TuneSpec, worker_index: int) -> None:
     run_worker(spec, worker_index)
 
 
-#: Environment variables that size the thread pools of OpenMP, OpenBLAS and MKL.
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def worker_environment(index: int, *, threads: int, n_gpus: int) -> dict[str, str]:
-    """Environment of worker ``index``: ``threads`` for its BLAS/OpenMP pools (NumPy's and
-    torch's; without this every process starts one thread per core, and threads of different
-    processes that spin-wait on each other slow everything down), and one GPU, round robin,
-    when there are ``n_gpus``."""
-    env = {name: str(threads) for name in _THREAD_VARS}
-    if n_gpus:
-        env["CUDA_VISIBLE_DEVICES"] = str(index % n_gpus)
-    return env
-
-
 def run_workers(spec: TuneSpec, workers: int, *, on_poll=None, poll_s: float = 2.0) -> list[int]:
     """Start ``workers`` processes on the study and wait for them; returns their exit codes.
 
@@ -258,22 +244,13 @@ def run_workers(spec: TuneSpec, workers: int, *, on_poll=None, poll_s: float = 2
     n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     threads = spec.threads or max(1, cores // workers)
     procs = []
-    saved = {name: os.environ.get(name) for name in (*_THREAD_VARS, "CUDA_VISIBLE_DEVICES")}
-    try:
-        for i in range(workers):
-            # A child inherits the environment at its start.
-            os.environ.update(worker_environment(i, threads=threads, n_gpus=n_gpus))
+    for i in range(workers):
+        with environment(worker_environment(i, threads=threads, n_gpus=n_gpus)):
             p = ctx.Process(target=_worker_process,
                             args=(dataclasses.replace(spec, threads=threads), i),
                             name=f"dynaforge-tune-{i}")
             p.start()
-            procs.append(p)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        procs.append(p)
     try:
         while any(p.is_alive() for p in procs):
             if on_poll is not None:
