@@ -256,9 +256,9 @@ def _train_stacks_in_processes(ae_config: Any, stacks: list[list[int]], n_worker
             bar.close()
     if not errors.empty():
         index, kind, message = errors.get()
-        cls = FloatingPointError if kind == "FloatingPointError" else RuntimeError
-        raise cls(f"autoencoder training process {index} failed: {message}" if cls is
-                  RuntimeError else message)
+        if kind == "FloatingPointError":  # every seed of a stack diverged: the usual error
+            raise FloatingPointError(message)
+        raise RuntimeError(f"autoencoder training process {index} failed: {kind}: {message}")
     failed = [p.exitcode for p in procs if p.exitcode != 0]
     if failed:
         raise RuntimeError(f"an autoencoder training process exited with code {failed[0]}")
@@ -327,12 +327,14 @@ def run_autoencoder_discovery(
         _train_stacks_in_processes(ae_config, stacks, n_workers, out, data_seed, progress)
         for seed in missing:
             finished[seed] = sindy_ae.load_result(out / SEEDS_DIR / f"seed-{seed}")
-    for group in stacks if n_workers == 1 else []:
-        log(f"seeds {', '.join(map(str, group))} ({missing.index(group[-1]) + 1}/"
-            f"{len(missing)} to train): training side by side ...")
-        for result in sindy_ae.train_seeds(train, ae_config, group, val=val, progress=progress):
-            sindy_ae.save_result(result, out / SEEDS_DIR / f"seed-{result.seed}")
-            finished[result.seed] = result
+    else:
+        for group in stacks:
+            log(f"seeds {', '.join(map(str, group))} ({missing.index(group[-1]) + 1}/"
+                f"{len(missing)} to train): training side by side ...")
+            for result in sindy_ae.train_seeds(train, ae_config, group, val=val,
+                                               progress=progress):
+                sindy_ae.save_result(result, out / SEEDS_DIR / f"seed-{result.seed}")
+                finished[result.seed] = result
     results = [finished[seed] for seed in seeds]
 
     rows = []

@@ -22,7 +22,10 @@ masked out for good (sequential thresholding); then ``refinement_epochs`` with t
 and no L1 term, with a fresh Adam. The whole loop lives on the device: data moved once,
 batches by an on-device permutation, thresholding on the device, losses accumulated there and
 read once per logging interval. Several seeds train side by side in one stacked network
-(:func:`train_seeds`), each exactly as it would alone.
+(:func:`train_seeds`), each exactly as it would alone. Opt-in departures from the paper's
+schedule (learning-rate decay, a rising cut, equal-share coefficient steps, centred initial
+latent states, ...) are :class:`SindyAEConfig` options; the "quick" preset uses some of
+them, the "paper" preset none.
 
 Differences from the reference code, none of which changes the objective: batches are drawn
 by a seeded permutation each epoch (the reference walks the snapshots in order); the L1 term
@@ -130,6 +133,11 @@ class SindyAEConfig:
             about ``lr`` in raw units. True rescales each step of ``Ξ_ij`` (after Adam, once
             per epoch from up to 8192 training snapshots) so that every term's share of its
             equation moves at the same pace (:meth:`SindyAutoencoderNet.step_scales`).
+        center_latent_init: False (the paper) keeps the encoder's zero output bias, so the
+            latent states start far from 0 (its sigmoid features average ~0.5). True sets that
+            bias so that the latent states of up to 8192 training snapshots have zero mean at
+            the start (a data-dependent initialisation). Why: with an offset latent ``z``, a
+            ``y z`` term acts like ``y`` early on and takes over Lorenz's ``-y``.
     """
 
     widths: tuple[int, ...] = (64, 32)
