@@ -218,40 +218,26 @@ def _train_stacks_in_processes(ae_config: Any, stacks: list[list[int]], n_worker
     """
     import multiprocessing
 
-    from dynaforge.workers import environment, worker_environment
+    from dynaforge.workers import run_processes
 
     ctx = multiprocessing.get_context("spawn")
     threads = max(1, (os.cpu_count() or 1) // n_workers)
-    assigned = [stacks[i::n_workers] for i in range(n_workers)]
     epochs_done = ctx.Array("i", n_workers)
     errors = ctx.SimpleQueue()
-    per_stack = ae_config.epochs + ae_config.refinement_epochs
-    procs = []
-    for i, mine in enumerate(assigned):
-        with environment(worker_environment(i, threads=threads, n_gpus=0)):
-            p = ctx.Process(target=_stack_worker, name=f"dynaforge-sindy-ae-{i}",
-                            args=(ae_config, mine, str(out), data_seed, threads, epochs_done,
-                                  i, errors))
-            p.start()
-        procs.append(p)
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=per_stack * len(stacks), desc="sindy-ae stacks", unit="epoch",
-                   leave=False, dynamic_ncols=True)
+        bar = tqdm(total=(ae_config.epochs + ae_config.refinement_epochs) * len(stacks),
+                   desc="sindy-ae stacks", unit="epoch", leave=False, dynamic_ncols=True)
     try:
-        while any(p.is_alive() for p in procs):
-            time.sleep(1.0)
-            if bar is not None:
-                bar.update(sum(epochs_done[:]) - bar.n)
-    except BaseException:
-        for p in procs:
-            p.terminate()
-        raise
+        exit_codes = run_processes(
+            _stack_worker,
+            [(ae_config, stacks[i::n_workers], str(out), data_seed, threads, epochs_done, i,
+              errors) for i in range(n_workers)],
+            threads=threads, name="dynaforge-sindy-ae", poll_s=1.0,
+            on_poll=None if bar is None else lambda: bar.update(sum(epochs_done[:]) - bar.n))
     finally:
-        for p in procs:
-            p.join()
         if bar is not None:
             bar.close()
     if not errors.empty():
@@ -259,7 +245,7 @@ def _train_stacks_in_processes(ae_config: Any, stacks: list[list[int]], n_worker
         if kind == "FloatingPointError":  # every seed of a stack diverged: the usual error
             raise FloatingPointError(message)
         raise RuntimeError(f"autoencoder training process {index} failed: {kind}: {message}")
-    failed = [p.exitcode for p in procs if p.exitcode != 0]
+    failed = [code for code in exit_codes if code != 0]
     if failed:
         raise RuntimeError(f"an autoencoder training process exited with code {failed[0]}")
 

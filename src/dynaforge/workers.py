@@ -7,8 +7,10 @@ Used by ``dynaforge tune --workers`` (one Optuna worker per process) and by
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 #: Environment variables that size the thread pools of OpenMP, OpenBLAS and MKL.
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -38,3 +40,40 @@ def environment(env: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def run_processes(target: Callable[..., None], args: Sequence[tuple[Any, ...]], *, threads: int,
+                  n_gpus: int = 0, name: str = "dynaforge-worker",
+                  on_poll: Callable[[], None] | None = None, poll_s: float = 2.0) -> list[int]:
+    """Run ``target(*args[i])`` in one spawned process per ``args`` entry and wait for them.
+
+    Process ``i`` starts with :func:`worker_environment` ``(i, threads, n_gpus)``.
+    ``on_poll()`` is called about every ``poll_s`` seconds while they run, and once at the end
+    (a progress bar). On an interrupt or error here, the processes still alive are terminated.
+
+    Returns:
+        The processes' exit codes.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    procs = []
+    for i, worker_args in enumerate(args):
+        with environment(worker_environment(i, threads=threads, n_gpus=n_gpus)):
+            p = ctx.Process(target=target, args=worker_args, name=f"{name}-{i}")
+            p.start()
+        procs.append(p)
+    try:
+        while any(p.is_alive() for p in procs):
+            if on_poll is not None:
+                on_poll()
+            for p in procs:
+                p.join(timeout=poll_s / max(len(procs), 1))
+    except BaseException:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        for p in procs:
+            p.join(timeout=10)
+        raise
+    if on_poll is not None:
+        on_poll()
+    return [p.exitcode for p in procs]

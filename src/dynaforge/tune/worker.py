@@ -17,7 +17,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import multiprocessing
 import os
 import socket
 import time
@@ -41,7 +40,7 @@ from dynaforge.tasks import (
 from dynaforge.tune.space import apply_params
 from dynaforge.tune.storage import GRACE_PERIOD, HEARTBEAT_INTERVAL, open_storage
 from dynaforge.tune.study import StudyMeta, make_pruner, make_sampler
-from dynaforge.workers import environment, worker_environment
+from dynaforge.workers import run_processes
 
 #: The file a run folder caches the task's data in (building it takes seconds per worker).
 DATA_CACHE = "task_data.pt"
@@ -239,31 +238,9 @@ def run_workers(spec: TuneSpec, workers: int, *, on_poll=None, poll_s: float = 2
     GPUs exist, ``CUDA_VISIBLE_DEVICES`` = one GPU (round robin). ``on_poll()`` is called every
     ``poll_s`` seconds while they run (the progress bar).
     """
-    ctx = multiprocessing.get_context("spawn")
-    cores = os.cpu_count() or 1
     n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    threads = spec.threads or max(1, cores // workers)
-    procs = []
-    for i in range(workers):
-        with environment(worker_environment(i, threads=threads, n_gpus=n_gpus)):
-            p = ctx.Process(target=_worker_process,
-                            args=(dataclasses.replace(spec, threads=threads), i),
-                            name=f"dynaforge-tune-{i}")
-            p.start()
-        procs.append(p)
-    try:
-        while any(p.is_alive() for p in procs):
-            if on_poll is not None:
-                on_poll()
-            for p in procs:
-                p.join(timeout=poll_s / max(len(procs), 1))
-    except BaseException:
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-        for p in procs:
-            p.join(timeout=10)
-        raise
-    if on_poll is not None:
-        on_poll()
-    return [p.exitcode for p in procs]
+    threads = spec.threads or max(1, (os.cpu_count() or 1) // workers)
+    worker_spec = dataclasses.replace(spec, threads=threads)
+    return run_processes(_worker_process, [(worker_spec, i) for i in range(workers)],
+                         threads=threads, n_gpus=n_gpus, name="dynaforge-tune",
+                         on_poll=on_poll, poll_s=poll_s)
