@@ -1,4 +1,5 @@
-"""Worker processes on one machine: how many threads and which GPU each one gets.
+"""Worker processes on one machine: their threads and GPU, and a runner that starts and
+awaits them.
 
 Used by ``dynaforge tune --workers`` (one Optuna worker per process) and by
 ``dynaforge discover lorenz-embedded`` (one stack of autoencoder seeds per process).
