@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # torch is pinned: 2.13.0 is the local CPU build here; an unpinned torch pulls GBs of CUDA.
 TORCH := torch==2.13.0
 
-.PHONY: run test test-fast setup setup-dev bench clean
+.PHONY: run test test-fast lint format setup setup-dev bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,12 +31,22 @@ setup-dev: $(VENV)/.installed-dev
 run: $(VENV)/.installed
 	$(BIN)/dynaforge benchmark lorenz63 --preset quick
 
-## make test: the test suite (slow-marked tests included).
-test: $(VENV)/.installed-dev
+## make test: style (ruff check + format check, rules in pyproject.toml), then the test suite
+## (slow-marked tests included).
+test: lint
 	$(BIN)/python -m pytest -q
 
-test-fast: $(VENV)/.installed-dev
+test-fast: lint
 	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+## make format: apply the formatter and the safe lint fixes.
+format: $(VENV)/.installed-dev
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
 
 ## make bench: the performance benchmarks against the named peers (ratio tables).
 bench: $(VENV)/.installed-bench

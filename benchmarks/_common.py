@@ -104,8 +104,9 @@ def goal_mark(met: bool) -> str:
     return "met" if met else "MISSED"
 
 
-def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
-                notes: Sequence[str] = ()) -> None:
+def print_table(
+    title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], notes: Sequence[str] = ()
+) -> None:
     """A rich table when rich is installed (it is a dynaforge dependency), else aligned text."""
     try:
         from rich.console import Console
@@ -138,8 +139,12 @@ def _print_plain(title, columns, rows, notes) -> None:
     widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
     print(title)
     for k, r in enumerate(cells):
-        print("  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                               for i, (c, w) in enumerate(zip(r, widths))))
+        print(
+            "  "
+            + "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))
+            )
+        )
         if k == 0:
             print("  " + "  ".join("-" * w for w in widths))
     for note in notes:

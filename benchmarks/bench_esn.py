@@ -83,8 +83,13 @@ def _rpy_model(ridge_rpy: float, matrices: dict[str, Any] | None = None):
             seed=HYPER["seed"],
         )
     else:  # arrays given: ReservoirPy ignores sr / input_scaling and uses them as they are
-        reservoir = Reservoir(W=matrices["W"], Win=matrices["Win"], bias=matrices["bias"],
-                              lr=HYPER["leak_rate"], activation="tanh")
+        reservoir = Reservoir(
+            W=matrices["W"],
+            Win=matrices["Win"],
+            bias=matrices["bias"],
+            lr=HYPER["leak_rate"],
+            activation="tanh",
+        )
     readout = Ridge(ridge=ridge_rpy, fit_bias=True)
     return reservoir >> readout, reservoir
 
@@ -130,8 +135,19 @@ def _rpy_signature_check() -> dict[str, Any]:
 
     res = inspect.signature(Reservoir.__init__).parameters
     ridge = inspect.signature(Ridge.__init__).parameters
-    wanted = ["units", "lr", "sr", "input_scaling", "input_connectivity", "rc_connectivity",
-              "Win", "W", "bias", "activation", "seed"]
+    wanted = [
+        "units",
+        "lr",
+        "sr",
+        "input_scaling",
+        "input_connectivity",
+        "rc_connectivity",
+        "Win",
+        "W",
+        "bias",
+        "activation",
+        "seed",
+    ]
     missing = [p for p in wanted if p not in res]
     missing += [p for p in ("ridge", "fit_bias") if p not in ridge]
     if missing:
@@ -152,23 +168,25 @@ def run(quick: bool = False) -> dict[str, Any]:
     # against the fitted model's own normaliser below).
     stats = Normalizer.fit(train.x)
     mean, std = stats.mean.numpy(), stats.std.numpy()
-    x_norm = ((train.x[0].numpy() - mean) / std)
+    x_norm = (train.x[0].numpy() - mean) / std
     fitted_rows = x_norm.shape[0] - 1 - HYPER["washout"]
     ridge_rpy = HYPER["ridge"] * fitted_rows
 
     # Test initial conditions (their own stream), truth from DOP853 at 1e-12.
     x0 = system.sample_initial_conditions(cfg["n_test"], torch.Generator().manual_seed(2024))
-    truth_all = integrate_reference(system.rhs, x0, dt=DT,
-                                    steps=cfg["context"] + cfg["horizon"] - 1)
+    truth_all = integrate_reference(
+        system.rhs, x0, dt=DT, steps=cfg["context"] + cfg["horizon"] - 1
+    )
     contexts = truth_all[:, : cfg["context"]]
-    truth = truth_all[:, cfg["context"]:].numpy()
+    truth = truth_all[:, cfg["context"] :].numpy()
     scale = truth.reshape(-1, truth.shape[-1]).std(axis=0, ddof=1)
     ctx1 = contexts[:1]
 
     # ---- timing: fit and forecast, interleaved, median of `repeats` runs --------------------
     names = ("dynaforge (r)", "dynaforge ([r, r²])", "reservoirpy (r)")
-    times: dict[str, dict[str, list[float]]] = {n: {"fit": [], "forecast": [], "total": []}
-                                               for n in names}
+    times: dict[str, dict[str, list[float]]] = {
+        n: {"fit": [], "forecast": [], "total": []} for n in names
+    }
     fitted: dict[str, Any] = {}
     for _ in range(cfg["repeats"]):
         for name, quadratic in (("dynaforge (r)", False), ("dynaforge ([r, r²])", True)):
@@ -179,21 +197,25 @@ def run(quick: bool = False) -> dict[str, Any]:
             times[name]["total"].append(t_fit + t_fc)
             fitted[name] = model
         t_fit, (model, reservoir) = timed(lambda: _rpy_fit(x_norm, ridge_rpy))
-        t_fc, _ = timed(lambda m=model: (
-            _rpy_forecast(m, (ctx1[0].numpy() - mean) / std, cfg["horizon"]) * std + mean))
+        t_fc, _ = timed(
+            lambda m=model: (
+                _rpy_forecast(m, (ctx1[0].numpy() - mean) / std, cfg["horizon"]) * std + mean
+            )
+        )
         times["reservoirpy (r)"]["fit"].append(t_fit)
         times["reservoirpy (r)"]["forecast"].append(t_fc)
         times["reservoirpy (r)"]["total"].append(t_fit + t_fc)
         fitted["reservoirpy (r)"] = (model, reservoir)
     timing = {n: {k: median(v) for k, v in d.items()} | {"runs": d} for n, d in times.items()}
     peer = timing["reservoirpy (r)"]
-    ratios = {n: {k: peer[k] / timing[n][k] for k in ("fit", "forecast", "total")}
-              for n in names}
+    ratios = {n: {k: peer[k] / timing[n][k] for k in ("fit", "forecast", "total")} for n in names}
 
     # ---- accuracy: VPT on the same test initial conditions ----------------------------------
     dyn_r = fitted["dynaforge (r)"]
-    if not (np.array_equal(dyn_r.normalizer_.mean.numpy(), mean)
-            and np.array_equal(dyn_r.normalizer_.std.numpy(), std)):
+    if not (
+        np.array_equal(dyn_r.normalizer_.mean.numpy(), mean)
+        and np.array_equal(dyn_r.normalizer_.std.numpy(), std)
+    ):
         raise RuntimeError("ReservoirPy's data were z-scored differently from dynaforge's model")
     dyn_q = fitted["dynaforge ([r, r²])"]
     rpy_model, rpy_res = fitted["reservoirpy (r)"]
@@ -201,21 +223,32 @@ def run(quick: bool = False) -> dict[str, Any]:
         "dynaforge (r)": dyn_r.forecast(contexts, cfg["horizon"]).numpy(),
         "dynaforge ([r, r²])": dyn_q.forecast(contexts, cfg["horizon"]).numpy(),
     }
-    preds["reservoirpy (r)"] = np.stack([
-        _rpy_forecast(rpy_model, (c.numpy() - mean) / std, cfg["horizon"]) * std + mean
-        for c in contexts
-    ])
-    exact_model, _ = _rpy_fit(x_norm, ridge_rpy, {"W": dyn_r.w_, "Win": dyn_r.w_in_,
-                                                 "bias": dyn_r.b_})
-    preds["reservoirpy (dynaforge's W, W_in, b)"] = np.stack([
-        _rpy_forecast(exact_model, (c.numpy() - mean) / std, cfg["horizon"]) * std + mean
-        for c in contexts
-    ])
+    preds["reservoirpy (r)"] = np.stack(
+        [
+            _rpy_forecast(rpy_model, (c.numpy() - mean) / std, cfg["horizon"]) * std + mean
+            for c in contexts
+        ]
+    )
+    exact_model, _ = _rpy_fit(
+        x_norm, ridge_rpy, {"W": dyn_r.w_, "Win": dyn_r.w_in_, "bias": dyn_r.b_}
+    )
+    preds["reservoirpy (dynaforge's W, W_in, b)"] = np.stack(
+        [
+            _rpy_forecast(exact_model, (c.numpy() - mean) / std, cfg["horizon"]) * std + mean
+            for c in contexts
+        ]
+    )
     vpt = {name: _vpt(p, truth, scale)[1] for name, p in preds.items()}
     # How close the exact-matrix ReservoirPy run is to dynaforge (r): same math, rounding only.
-    one_lt = int(round(1.0 / LYAPUNOV_EXPONENT / DT))
-    diff_1lt = float(np.nanmax(np.abs(preds["reservoirpy (dynaforge's W, W_in, b)"][:, :one_lt]
-                                      - preds["dynaforge (r)"][:, :one_lt])))
+    one_lt = round(1.0 / LYAPUNOV_EXPONENT / DT)
+    diff_1lt = float(
+        np.nanmax(
+            np.abs(
+                preds["reservoirpy (dynaforge's W, W_in, b)"][:, :one_lt]
+                - preds["dynaforge (r)"][:, :one_lt]
+            )
+        )
+    )
 
     dyn_res_w = dyn_r.w_
     matching = {
@@ -252,8 +285,13 @@ def run(quick: bool = False) -> dict[str, Any]:
         "reservoirpy_version": reservoirpy.__version__,
         "config": cfg,
         "hyperparameters": HYPER,
-        "vpt_definition": {"eps": EPS, "dt": DT, "time_scale": 1.0 / LYAPUNOV_EXPONENT,
-                           "scale": scale.tolist(), "test_seed": 2024},
+        "vpt_definition": {
+            "eps": EPS,
+            "dt": DT,
+            "time_scale": 1.0 / LYAPUNOV_EXPONENT,
+            "scale": scale.tolist(),
+            "test_seed": 2024,
+        },
         "timing_s": timing,
         "speedup_vs_reservoirpy": ratios,
         "goal": {"total_speedup": GOAL_RATIO},
@@ -271,31 +309,55 @@ def report(result: dict[str, Any]) -> None:
     rows = []
     for name, t in timing.items():
         r = ratios[name]
-        rows.append([name, f"{t['fit']:.2f}", f"{t['forecast']:.3f}", f"{t['total']:.2f}",
-                     fmt_ratio(r["fit"]), fmt_ratio(r["forecast"]), fmt_ratio(r["total"])])
+        rows.append(
+            [
+                name,
+                f"{t['fit']:.2f}",
+                f"{t['forecast']:.3f}",
+                f"{t['total']:.2f}",
+                fmt_ratio(r["fit"]),
+                fmt_ratio(r["forecast"]),
+                fmt_ratio(r["total"]),
+            ]
+        )
     met = result["goal_met"]["total_speedup"]
     print_table(
         f"ESN fit ({cfg['train_steps']:,} steps) + {cfg['horizon']:,}-step closed-loop forecast "
         f"(seconds, median of {cfg['repeats']})",
-        ["model", "fit s", "forecast s", "total s", "fit speedup", "forecast speedup",
-         "total speedup"],
+        [
+            "model",
+            "fit s",
+            "forecast s",
+            "total s",
+            "fit speedup",
+            "forecast speedup",
+            "total speedup",
+        ],
         rows,
-        [f"Speedup = ReservoirPy {result['reservoirpy_version']} time / this row's time. Goal: "
-         f"dynaforge (r) total >= {result['goal']['total_speedup']:.0f}x: {goal_mark(met)}.",
-         "fit includes building the random reservoir (both); forecast = 200-step context "
-         "warm-up + generation, B = 1."],
+        [
+            f"Speedup = ReservoirPy {result['reservoirpy_version']} time / this row's time. Goal: "
+            f"dynaforge (r) total >= {result['goal']['total_speedup']:.0f}x: {goal_mark(met)}.",
+            "fit includes building the random reservoir (both); forecast = 200-step context "
+            "warm-up + generation, B = 1.",
+        ],
     )
     vpt = result["vpt_lyapunov_times"]
     diff = result["max_abs_diff_first_lyapunov_time_exact_rpy_vs_dynaforge"]
-    rows = [[name, f"{v['median']:.2f}", f"{v['q25']:.2f}-{v['q75']:.2f}", f"{v['mean']:.2f}"]
-            for name, v in vpt.items()]
+    rows = [
+        [name, f"{v['median']:.2f}", f"{v['q25']:.2f}-{v['q75']:.2f}", f"{v['mean']:.2f}"]
+        for name, v in vpt.items()
+    ]
     print_table(
         f"Valid prediction time (Lyapunov times, eps = {EPS}) on the same {cfg['n_test']} test "
         "initial conditions",
-        ["model", "median", "IQR", "mean"], rows,
-        [f"ReservoirPy on dynaforge's matrices vs dynaforge (r): max |difference| over the first "
-         f"Lyapunov time = {diff:.1e}.",
-         "Differences not removed:", *[f"- {d}" for d in result["unremoved_differences"]]],
+        ["model", "median", "IQR", "mean"],
+        rows,
+        [
+            f"ReservoirPy on dynaforge's matrices vs dynaforge (r): max |difference| over the first "
+            f"Lyapunov time = {diff:.1e}.",
+            "Differences not removed:",
+            *[f"- {d}" for d in result["unremoved_differences"]],
+        ],
     )
 
 

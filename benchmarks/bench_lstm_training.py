@@ -42,10 +42,20 @@ INP_SEQ_LEN = 9
 HIDDEN = 32
 SEED_BATCH = 32
 GOAL_RATIO = 10.0
-FULL = {"windows": 100_000, "epochs_small_batch": 1, "epochs_default_batch": 2,
-        "target_run_s": 5.0, "repeats": 2}
-QUICK = {"windows": 4_000, "epochs_small_batch": 1, "epochs_default_batch": 1,
-         "target_run_s": 0.3, "repeats": 1}
+FULL = {
+    "windows": 100_000,
+    "epochs_small_batch": 1,
+    "epochs_default_batch": 2,
+    "target_run_s": 5.0,
+    "repeats": 2,
+}
+QUICK = {
+    "windows": 4_000,
+    "epochs_small_batch": 1,
+    "epochs_default_batch": 1,
+    "target_run_s": 0.3,
+    "repeats": 1,
+}
 
 # ---------------------------------------------------------------------------------------------
 # The seed's code (lorents-net). ``device`` is the seed's ``from device import device``: CPU
@@ -56,25 +66,22 @@ default_device = torch.device("cpu")
 device = default_device
 
 
-class LSTM_RNN(nn.Module):  # noqa: N801 - the seed's name
-    def __init__(self, input_size, hidden_size, output_size, num_layers=1,
-        device=default_device):
+class LSTM_RNN(nn.Module):
+    def __init__(self, input_size, hidden_size, output_size, num_layers=1, device=default_device):
         """
         input_size: input feature size, in this case 3 for the Lorenz system
         output_size: output feature size, in this case 3 for the Lorenz system
         hidden_size: number of hidden units in the LSTM
         """
-        super(LSTM_RNN, self).__init__()
+        super().__init__()
         self.hidden_size = hidden_size
         self.num_layers = num_layers
 
-        self.lstm = nn.LSTM(
-            input_size, hidden_size, num_layers=num_layers, batch_first=True
-        )
+        self.lstm = nn.LSTM(input_size, hidden_size, num_layers=num_layers, batch_first=True)
         self.output_activation = nn.Linear(hidden_size, output_size)
         self.device = device
 
-    def forward(self, inputSeq):  # noqa: N803
+    def forward(self, inputSeq):
         # inputSeq shape [batch_size, seq_len, feature_size]
         batch_size = inputSeq.size(0)
         state = self.init_state(batch_size)
@@ -89,10 +96,8 @@ class LSTM_RNN(nn.Module):  # noqa: N801 - the seed's name
         # Initializing the hidden and cell states for the LSTM based on the
         # batch size
         state = (
-            torch.zeros(self.num_layers, batch_size, self.hidden_size).to(self.
-            device),
-            torch.zeros(self.num_layers, batch_size, self.hidden_size).to(self.
-            device),
+            torch.zeros(self.num_layers, batch_size, self.hidden_size).to(self.device),
+            torch.zeros(self.num_layers, batch_size, self.hidden_size).to(self.device),
         )
         return state
 
@@ -105,7 +110,9 @@ def train(dataloader, model, loss_fn, optimizer):
 
     for batch_nbr, (seq, label) in enumerate(dataloader):
         seq, label = seq.to(device), label.to(device)
-        label = label.squeeze(1) # Remove the extra middle dimension, in this case label shape is [batch_size, 1, feature_size]  # noqa: E501
+        label = label.squeeze(
+            1
+        )  # Remove the extra middle dimension, in this case label shape is [batch_size, 1, feature_size]
         prediction = model(seq)
         loss = loss_fn(prediction, label)
 
@@ -121,6 +128,8 @@ def train(dataloader, model, loss_fn, optimizer):
     running_loss /= num_batches
     print(f"Average loss for epoch: {running_loss:>7f}")
     return running_loss
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -176,13 +185,16 @@ def _objective():
     try:
         from dynaforge.models.neural import window_loss
     except ImportError:  # pragma: no cover - depends on the API of the day
+
         def window_loss(module, inputs, targets):
             return torch.mean((rollout(module, inputs, targets.shape[1]) - targets) ** 2)
+
     return window_loss
 
 
-def dynaforge_training(inputs, targets, increment_scale, batch_size: int, epochs: int,
-                       teacher_forcing: bool = False):
+def dynaforge_training(
+    inputs, targets, increment_scale, batch_size: int, epochs: int, teacher_forcing: bool = False
+):
     """dynaforge's loop on the seed's network. With ``teacher_forcing`` the core is dynaforge's
     own recurrent core (same LSTM + head), which also scores the next-step prediction at every
     window position past the first quarter: more supervised targets per window, same cost."""
@@ -193,8 +205,15 @@ def dynaforge_training(inputs, targets, increment_scale, batch_size: int, epochs
     else:
         core = LSTMCore()
     module = StepModel(core, increment_scale)
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, rollout_steps=1, device="cpu",
-                         progress=False, patience=0, teacher_forcing=teacher_forcing)
+    config = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        rollout_steps=1,
+        device="cpu",
+        progress=False,
+        patience=0,
+        teacher_forcing=teacher_forcing,
+    )
     result = train_module(module, _objective(), (inputs, targets), None, config)
     return result.history["train_loss"]
 
@@ -222,8 +241,14 @@ def _measure(inputs, targets, increment_scale, threads: int, cfg: dict) -> list[
     def fit(loop: str, n: int, batch: int, epochs: int):
         if loop.startswith("seed"):
             return seed_training(inputs[:n], y_seed[:n], batch, epochs)
-        return dynaforge_training(inputs[:n], targets[:n], increment_scale, batch, epochs,
-                                  teacher_forcing=loop.endswith(TF_SUFFIX))
+        return dynaforge_training(
+            inputs[:n],
+            targets[:n],
+            increment_scale,
+            batch,
+            epochs,
+            teacher_forcing=loop.endswith(TF_SUFFIX),
+        )
 
     runs = [
         ("seed DataLoader loop", SEED_BATCH, cfg["epochs_small_batch"]),
@@ -247,11 +272,20 @@ def _measure(inputs, targets, increment_scale, threads: int, cfg: dict) -> list[
             timings.append(timed(lambda: fit(loop, n, batch, epochs)))
         seconds, losses = min(timings, key=lambda tl: tl[0])
         targets_per_window = TF_TARGETS if loop.endswith(TF_SUFFIX) else 1
-        rows.append({"loop": loop, "batch_size": batch, "epochs": epochs, "threads": threads,
-                     "windows": n, "seconds": seconds, "samples_per_s": n * epochs / seconds,
-                     "targets_per_s": n * epochs * targets_per_window / seconds,
-                     "all_seconds": [t for t, _ in timings],
-                     "last_epoch_loss": float(losses[-1])})
+        rows.append(
+            {
+                "loop": loop,
+                "batch_size": batch,
+                "epochs": epochs,
+                "threads": threads,
+                "windows": n,
+                "seconds": seconds,
+                "samples_per_s": n * epochs / seconds,
+                "targets_per_s": n * epochs * targets_per_window / seconds,
+                "all_seconds": [t for t, _ in timings],
+                "last_epoch_loss": float(losses[-1]),
+            }
+        )
     peer = rows[0]["samples_per_s"]
     for r in rows:
         r["ratio_vs_seed_at_32"] = r["samples_per_s"] / peer
@@ -277,8 +311,11 @@ def run(quick: bool = False) -> dict[str, Any]:
         torch.set_num_threads(cores)
     for r in diagnostic:
         r["diagnostic"] = True
-    at_default = next(r for r in rows if r["loop"] == "dynaforge train_module"
-                      and r["batch_size"] == default_batch)
+    at_default = next(
+        r
+        for r in rows
+        if r["loop"] == "dynaforge train_module" and r["batch_size"] == default_batch
+    )
     teacher = next(r for r in rows if r["loop"].endswith(TF_SUFFIX))
     return {
         "name": "lstm_training",
@@ -291,27 +328,44 @@ def run(quick: bool = False) -> dict[str, Any]:
         "rows": rows,
         "diagnostic_rows_1_thread": diagnostic,
         "ratio_same_batch_size": {
-            str(b): _ratio(rows, "dynaforge", "seed", b) for b in (SEED_BATCH, default_batch)},
+            str(b): _ratio(rows, "dynaforge", "seed", b) for b in (SEED_BATCH, default_batch)
+        },
         "goal": {"ratio_at_default_batch_vs_seed_at_32": GOAL_RATIO},
-        "goal_met": {"ratio_at_default_batch_vs_seed_at_32":
-                     at_default["ratio_vs_seed_at_32"] >= GOAL_RATIO},
+        "goal_met": {
+            "ratio_at_default_batch_vs_seed_at_32": at_default["ratio_vs_seed_at_32"] >= GOAL_RATIO
+        },
         "ratio_at_default_batch_vs_seed_at_32": at_default["ratio_vs_seed_at_32"],
         "teacher_forced_targets_ratio_vs_seed_at_32": teacher["targets_ratio_vs_seed_at_32"],
         "teacher_forced_windows_ratio_vs_seed_at_32": teacher["ratio_vs_seed_at_32"],
         "ratio_at_default_batch_vs_seed_at_32_1_thread": (
-            next(r for r in diagnostic if r["loop"] == "dynaforge train_module"
-                 and r["batch_size"] == default_batch)["ratio_vs_seed_at_32"]
-            if diagnostic else None),
+            next(
+                r
+                for r in diagnostic
+                if r["loop"] == "dynaforge train_module" and r["batch_size"] == default_batch
+            )["ratio_vs_seed_at_32"]
+            if diagnostic
+            else None
+        ),
     }
 
 
 def report(result: dict[str, Any]) -> None:
-    rows = [[r["loop"], r["batch_size"],
-             r["threads"], f"{r['windows']:,}", r["epochs"], f"{r['seconds']:.2f}",
-             fmt_rate(r["samples_per_s"]), fmt_ratio(r["ratio_vs_seed_at_32"]),
-             fmt_rate(r["targets_per_s"]), fmt_ratio(r["targets_ratio_vs_seed_at_32"]),
-             f"{r['last_epoch_loss']:.3g}"]
-            for r in result["rows"] + result["diagnostic_rows_1_thread"]]
+    rows = [
+        [
+            r["loop"],
+            r["batch_size"],
+            r["threads"],
+            f"{r['windows']:,}",
+            r["epochs"],
+            f"{r['seconds']:.2f}",
+            fmt_rate(r["samples_per_s"]),
+            fmt_ratio(r["ratio_vs_seed_at_32"]),
+            fmt_rate(r["targets_per_s"]),
+            fmt_ratio(r["targets_ratio_vs_seed_at_32"]),
+            f"{r['last_epoch_loss']:.3g}",
+        ]
+        for r in result["rows"] + result["diagnostic_rows_1_thread"]
+    ]
     goal = result["goal"]["ratio_at_default_batch_vs_seed_at_32"]
     met = result["goal_met"]["ratio_at_default_batch_vs_seed_at_32"]
     same = result["ratio_same_batch_size"]
@@ -320,7 +374,8 @@ def report(result: dict[str, Any]) -> None:
         f"{goal:.0f}x the seed at 32 (same thread count): "
         f"{fmt_ratio(result['ratio_at_default_batch_vs_seed_at_32'])}, {goal_mark(met)}.",
         "Same batch size, dynaforge / seed: "
-        + ", ".join(f"{fmt_ratio(v)} at {b}" for b, v in same.items()) + ".",
+        + ", ".join(f"{fmt_ratio(v)} at {b}" for b, v in same.items())
+        + ".",
         "Rows at 1 thread are a diagnostic (multi-threaded torch suffers most from other jobs "
         "on the machine). 'vs seed @32' compares rows of the same thread count. Each row's "
         "window count (a prefix of the same windows) is sized by a pilot epoch so that a "
@@ -336,9 +391,21 @@ def report(result: dict[str, Any]) -> None:
     print_table(
         f"LSTM training throughput (windows of {result['input_sequence_length']} steps, "
         f"hidden {result['hidden_size']}, 1 layer)",
-        ["loop", "batch", "threads", "windows", "epochs", "seconds", "windows/s",
-         "vs seed @32", "targets/s", "vs seed @32", "last loss"],
-        rows, notes,
+        [
+            "loop",
+            "batch",
+            "threads",
+            "windows",
+            "epochs",
+            "seconds",
+            "windows/s",
+            "vs seed @32",
+            "targets/s",
+            "vs seed @32",
+            "last loss",
+        ],
+        rows,
+        notes,
     )
 
 

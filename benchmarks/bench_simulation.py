@@ -51,24 +51,28 @@ MAX_SAMPLED_ICS = 10_000
 # ---------------------------------------------------------------------------------------------
 sigma = 10
 rho = 28
-beta = 8/3
+beta = 8 / 3
+
 
 def get_derivative(pos_vector):
     x, y, z = pos_vector
 
-    dx_dt = sigma*(y-x)
-    dy_dt = x*(rho-z)-y
-    dz_dt = x*y - beta*z
+    dx_dt = sigma * (y - x)
+    dy_dt = x * (rho - z) - y
+    dz_dt = x * y - beta * z
 
     return np.array([dx_dt, dy_dt, dz_dt])
 
+
 def RK4(pos_vector, dt):
     k1 = dt * get_derivative(pos_vector)
-    k2 = dt * get_derivative(pos_vector + k1/2)
-    k3 = dt * get_derivative(pos_vector+ k2/2)
+    k2 = dt * get_derivative(pos_vector + k1 / 2)
+    k3 = dt * get_derivative(pos_vector + k2 / 2)
     k4 = dt * get_derivative(pos_vector + k3)
 
-    return pos_vector + (k1 + 2*k2 + 2*k3 + k4) / 6
+    return pos_vector + (k1 + 2 * k2 + 2 * k3 + k4) / 6
+
+
 # ---------------------------------------------------------------------------------------------
 
 
@@ -76,15 +80,10 @@ def seed_generate(pos: np.ndarray, dt: float, steps: int) -> list[dict[str, floa
     """The seed's ``generate_dataset.py`` inner loop for one chunk (no pandas, no CSV)."""
     dataset = []
     for j in range(steps):
-        elapsedTime = j * dt  # noqa: N806 - the seed's name
+        elapsedTime = j * dt
         pos = RK4(pos, dt)
         x, y, z = pos
-        dataset.append({
-            't': elapsedTime,
-            'x': x,
-            'y': y,
-            'z': z
-        })
+        dataset.append({"t": elapsedTime, "x": x, "y": y, "z": z})
     return dataset
 
 
@@ -94,8 +93,9 @@ def _initial_conditions(system: Lorenz63, n: int, pool: torch.Tensor) -> torch.T
     return pool.repeat(reps, 1)[:n].contiguous()
 
 
-def _calibrated_rate(run_steps, points_per_step: int, target_s: float, repeats: int,
-                     min_steps: int = 10) -> dict[str, float]:
+def _calibrated_rate(
+    run_steps, points_per_step: int, target_s: float, repeats: int, min_steps: int = 10
+) -> dict[str, float]:
     """Pick a step count so one run takes ~``target_s``; median rate over ``repeats`` runs."""
     steps = max(min_steps, int(2e4 // points_per_step))
     seconds, _ = timed(lambda: run_steps(steps))  # also the warm-up
@@ -108,8 +108,12 @@ def _calibrated_rate(run_steps, points_per_step: int, target_s: float, repeats: 
     steps = max(min_steps, round(target_s * steps / seconds))
     times = [timed(lambda: run_steps(steps))[0] for _ in range(repeats)]
     t = median(times)
-    return {"steps": steps, "seconds": t, "points_per_s": points_per_step * steps / t,
-            "all_seconds": times}
+    return {
+        "steps": steps,
+        "seconds": t,
+        "points_per_s": points_per_step * steps / t,
+        "all_seconds": times,
+    }
 
 
 def _accuracy(system: Lorenz63, pool: torch.Tensor, n_check: int) -> dict[str, Any]:
@@ -118,10 +122,12 @@ def _accuracy(system: Lorenz63, pool: torch.Tensor, n_check: int) -> dict[str, A
     x0 = pool[:n_check]
     ref = integrate_reference(system.rhs, x0, dt=DT, steps=steps)[:, -1].numpy()
     dyn = integrate_rk4(system.rhs, x0, dt=DT, steps=steps, substeps=1)[:, -1].numpy()
-    seed = np.stack([
-        np.array([[d["x"], d["y"], d["z"]] for d in seed_generate(x.numpy(), DT, steps)])[-1]
-        for x in x0
-    ])
+    seed = np.stack(
+        [
+            np.array([[d["x"], d["y"], d["z"]] for d in seed_generate(x.numpy(), DT, steps)])[-1]
+            for x in x0
+        ]
+    )
     err_dyn = np.abs(dyn - ref).max(axis=1)
     err_seed = np.abs(seed - ref).max(axis=1)
     return {
@@ -173,7 +179,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         try:
             r = _calibrated_rate(
                 lambda s: integrate_rk4(system.rhs, x0, dt=DT, steps=s, substeps=1),
-                n, target_s, repeats,
+                n,
+                target_s,
+                repeats,
             )
         finally:
             torch.set_num_threads(threads)
@@ -196,8 +204,11 @@ def run(quick: bool = False) -> dict[str, Any]:
         "sampled_initial_conditions": n_pool,
         "seed": seed,
         "dynaforge": rows,
-        "best": {"batch": best["batch"], "points_per_s": best["points_per_s"],
-                 "ratio_vs_seed": best["ratio_vs_seed"]},
+        "best": {
+            "batch": best["batch"],
+            "points_per_s": best["points_per_s"],
+            "ratio_vs_seed": best["ratio_vs_seed"],
+        },
         "goal": {"ratio_vs_seed": GOAL_RATIO, "points_per_s": GOAL_POINTS_PER_S},
         "goal_met": {
             "ratio_vs_seed": best["ratio_vs_seed"] >= GOAL_RATIO,
@@ -209,12 +220,30 @@ def run(quick: bool = False) -> dict[str, Any]:
 
 def report(result: dict[str, Any]) -> None:
     seed = result["seed"]
-    rows = [["seed: per-step NumPy RK4 loop", 1, seed["steps"], "1",
-             f"{seed['seconds']:.2f}", fmt_rate(seed["points_per_s"]), "1x"]]
+    rows = [
+        [
+            "seed: per-step NumPy RK4 loop",
+            1,
+            seed["steps"],
+            "1",
+            f"{seed['seconds']:.2f}",
+            fmt_rate(seed["points_per_s"]),
+            "1x",
+        ]
+    ]
     for r in result["dynaforge"]:
         label = "dynaforge integrate_rk4" + (" (diagnostic)" if r.get("diagnostic") else "")
-        rows.append([label, f"{r['batch']:,}", r["steps"], r["threads"], f"{r['seconds']:.2f}",
-                     fmt_rate(r["points_per_s"]), fmt_ratio(r["ratio_vs_seed"])])
+        rows.append(
+            [
+                label,
+                f"{r['batch']:,}",
+                r["steps"],
+                r["threads"],
+                f"{r['seconds']:.2f}",
+                fmt_rate(r["points_per_s"]),
+                fmt_ratio(r["ratio_vs_seed"]),
+            ]
+        )
     goal, met, best = result["goal"], result["goal_met"], result["best"]
     notes = [
         f"Lorenz-63, dt = {result['dt']}, float64, one RK4 step per point; time = median of "
@@ -227,26 +256,41 @@ def report(result: dict[str, Any]) -> None:
         f"Initial conditions: {result['sampled_initial_conditions']:,} sampled on the attractor "
         "(seed 0); larger batches tile them (throughput does not depend on the values).",
     ]
-    print_table("Simulation throughput (points/s)",
-                ["integrator", "batch", "steps", "threads", "s/run", "points/s", "vs seed"],
-                rows, notes)
+    print_table(
+        "Simulation throughput (points/s)",
+        ["integrator", "batch", "steps", "threads", "s/run", "points/s", "vs seed"],
+        rows,
+        notes,
+    )
 
     acc = result["accuracy"]
     rows = [
-        ["trajectory 0", f"{acc['traj0_max_abs_error_seed']:.3e}",
-         f"{acc['traj0_max_abs_error_dynaforge']:.3e}"],
-        [f"median over {acc['n_initial_conditions']} states",
-         f"{acc['median_max_abs_error_seed']:.3e}", f"{acc['median_max_abs_error_dynaforge']:.3e}"],
-        [f"max over {acc['n_initial_conditions']} states", f"{acc['max_abs_error_seed']:.3e}",
-         f"{acc['max_abs_error_dynaforge']:.3e}"],
+        [
+            "trajectory 0",
+            f"{acc['traj0_max_abs_error_seed']:.3e}",
+            f"{acc['traj0_max_abs_error_dynaforge']:.3e}",
+        ],
+        [
+            f"median over {acc['n_initial_conditions']} states",
+            f"{acc['median_max_abs_error_seed']:.3e}",
+            f"{acc['median_max_abs_error_dynaforge']:.3e}",
+        ],
+        [
+            f"max over {acc['n_initial_conditions']} states",
+            f"{acc['max_abs_error_seed']:.3e}",
+            f"{acc['max_abs_error_dynaforge']:.3e}",
+        ],
     ]
     print_table(
         f"Accuracy after {acc['time_units']:g} time unit ({acc['steps']} steps of "
         f"dt = {result['dt']}): "
         "max |x - x_DOP853(1e-12)| over x, y, z",
-        ["", "seed RK4", "dynaforge RK4"], rows,
-        [f"|dynaforge - seed| max over all states: "
-         f"{acc['max_abs_difference_dynaforge_vs_seed']:.1e} (same scheme, rounding only)."],
+        ["", "seed RK4", "dynaforge RK4"],
+        rows,
+        [
+            f"|dynaforge - seed| max over all states: "
+            f"{acc['max_abs_difference_dynaforge_vs_seed']:.1e} (same scheme, rounding only)."
+        ],
     )
 
 

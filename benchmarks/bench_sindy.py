@@ -83,10 +83,14 @@ PYSINDY_WEAK_K = 100
 HINDSIGHT_THRESHOLDS = (0.05, 0.1, 0.2, 0.5)
 HINDSIGHT_WEAK_K = (100, 1000)
 
-FULL = {"seeds": 10, "calls_1": 3000, "calls_batch": 300, "batch": 1000,
-        "hindsight_weak_k": HINDSIGHT_WEAK_K}
-QUICK = {"seeds": 2, "calls_1": 300, "calls_batch": 30, "batch": 1000,
-         "hindsight_weak_k": (100,)}
+FULL = {
+    "seeds": 10,
+    "calls_1": 3000,
+    "calls_batch": 300,
+    "batch": 1000,
+    "hindsight_weak_k": HINDSIGHT_WEAK_K,
+}
+QUICK = {"seeds": 2, "calls_1": 300, "calls_batch": 30, "batch": 1000, "hindsight_weak_k": (100,)}
 
 
 # -- PySINDy side -------------------------------------------------------------------------------
@@ -96,10 +100,13 @@ def _pysindy_library(method: str, t: np.ndarray, *, weak_k: int, seed: int):
 
     if method != "weak":
         return ps.PolynomialLibrary(degree=2, include_bias=True), (
-            ps.FiniteDifference(order=2, axis=-2) if method == "fd"
+            ps.FiniteDifference(order=2, axis=-2)
+            if method == "fd"
             # smoother_kws given explicitly: PySINDy's default is a shared mutable dict.
-            else ps.SmoothedFiniteDifference(axis=-2,
-                                             smoother_kws={"window_length": 11, "polyorder": 3}))
+            else ps.SmoothedFiniteDifference(
+                axis=-2, smoother_kws={"window_length": 11, "polyorder": 3}
+            )
+        )
     # WeakPDELibrary draws its subdomain centres from NumPy's global RNG at construction (it has
     # no seed argument): seed it, and leave the caller's global state as it was.
     state = np.random.get_state()
@@ -107,15 +114,25 @@ def _pysindy_library(method: str, t: np.ndarray, *, weak_k: int, seed: int):
     try:
         lib = ps.WeakPDELibrary(
             function_library=ps.PolynomialLibrary(degree=2, include_bias=False),
-            spatiotemporal_grid=t, include_bias=True, K=weak_k,
+            spatiotemporal_grid=t,
+            include_bias=True,
+            K=weak_k,
         )
     finally:
         np.random.set_state(state)
     return lib, None
 
 
-def _pysindy_fit(x: np.ndarray, t: np.ndarray, method: str, *, threshold: float, seed: int,
-                 weak_k: int = PYSINDY_WEAK_K, library=None):
+def _pysindy_fit(
+    x: np.ndarray,
+    t: np.ndarray,
+    method: str,
+    *,
+    threshold: float,
+    seed: int,
+    weak_k: int = PYSINDY_WEAK_K,
+    library=None,
+):
     """Fit one PySINDy model on ``x`` ``(T, D)``; returns the fitted model.
 
     ``library`` reuses an already built (weak) library, for the hindsight grid.
@@ -126,16 +143,17 @@ def _pysindy_fit(x: np.ndarray, t: np.ndarray, method: str, *, threshold: float,
         library, diff = _pysindy_library(method, t, weak_k=weak_k, seed=seed)
     else:
         diff = None
-    kwargs: dict[str, Any] = {"optimizer": ps.STLSQ(threshold=threshold, alpha=PYSINDY_ALPHA),
-                              "feature_library": library}
+    kwargs: dict[str, Any] = {
+        "optimizer": ps.STLSQ(threshold=threshold, alpha=PYSINDY_ALPHA),
+        "feature_library": library,
+    }
     if diff is not None:
         kwargs["differentiation_method"] = diff
     model = ps.SINDy(**kwargs)
     with warnings.catch_warnings():
         # STLSQ warns when a threshold removes every term of an equation; that is scored below.
         warnings.simplefilter("ignore")
-        model.fit(x, t=t if method == "weak" else float(t[1] - t[0]),
-                  feature_names=["x", "y", "z"])
+        model.fit(x, t=t if method == "weak" else float(t[1] - t[0]), feature_names=["x", "y", "z"])
     return model
 
 
@@ -146,8 +164,9 @@ def _pysindy_coefficients(model, names: Sequence[str]) -> np.ndarray:
         raise RuntimeError(f"PySINDy's terms {py_names} are not dynaforge's {list(names)}")
     coef = np.asarray(model.coefficients(), dtype=np.float64)
     if coef.shape != (3, len(names)):
-        raise RuntimeError(f"PySINDy's coefficients are shaped {coef.shape}, expected "
-                           f"(3, {len(names)})")
+        raise RuntimeError(
+            f"PySINDy's coefficients are shaped {coef.shape}, expected (3, {len(names)})"
+        )
     return coef[:, [py_names.index(n) for n in names]]
 
 
@@ -161,8 +180,14 @@ def _pysindy_signature_check() -> dict[str, Any]:
         ps.STLSQ: ("threshold", "alpha"),
         ps.FiniteDifference: ("order", "axis"),
         ps.SmoothedFiniteDifference: ("smoother_kws",),
-        ps.WeakPDELibrary: ("function_library", "spatiotemporal_grid", "include_bias", "K",
-                            "H_xt", "p"),
+        ps.WeakPDELibrary: (
+            "function_library",
+            "spatiotemporal_grid",
+            "include_bias",
+            "K",
+            "H_xt",
+            "p",
+        ),
         ps.PolynomialLibrary: ("degree", "include_bias"),
     }
     missing, defaults = [], {}
@@ -226,43 +251,68 @@ def run(quick: bool = False) -> dict[str, Any]:
 
     dyn: dict[str, dict[str, list]] = {m: {str(e): [] for e in NOISES} for m in METHODS}
     peer: dict[str, dict[str, list]] = {m: {str(e): [] for e in NOISES} for m in METHODS}
-    grid_keys = [(m, thr, k) for m in METHODS for thr in HINDSIGHT_THRESHOLDS
-                 for k in (cfg["hindsight_weak_k"] if m == "weak" else (None,))]
+    grid_keys = [
+        (m, thr, k)
+        for m in METHODS
+        for thr in HINDSIGHT_THRESHOLDS
+        for k in (cfg["hindsight_weak_k"] if m == "weak" else (None,))
+    ]
     grid: dict[tuple, dict[str, list]] = {key: {str(e): [] for e in NOISES} for key in grid_keys}
     names: list[str] | None = None
     predict_data = None
 
     for eta in NOISES:
         for seed in seeds:
-            data = build_discovery_data(DiscoveryTaskConfig(
-                system="lorenz63", dt=DT, n_samples=N_SAMPLES, n_trajectories=1, noise=eta,
-                seed=seed, library=LIBRARY))
+            data = build_discovery_data(
+                DiscoveryTaskConfig(
+                    system="lorenz63",
+                    dt=DT,
+                    n_samples=N_SAMPLES,
+                    n_trajectories=1,
+                    noise=eta,
+                    seed=seed,
+                    library=LIBRARY,
+                )
+            )
             names = list(data.library_names)
-            x = data.noisy.x[0].numpy()                 # (T, 3): the array both tools see
+            x = data.noisy.x[0].numpy()  # (T, 3): the array both tools see
             t = data.noisy.t.numpy()
             for method in METHODS:
                 fit_s, model = timed(lambda m=method: _dyn_model(m).fit(data.noisy))
                 if list(model.feature_names_) != names:
-                    raise RuntimeError(f"dynaforge's model terms {model.feature_names_} differ "
-                                       f"from the task's {names}")
+                    raise RuntimeError(
+                        f"dynaforge's model terms {model.feature_names_} differ "
+                        f"from the task's {names}"
+                    )
                 dyn[method][str(eta)].append(
-                    {"seed": seed, **_score(model.coefficients_, data, fit_s),
-                     "threshold": float(model.threshold_)})
-                fit_s, pmodel = timed(lambda m=method: _pysindy_fit(
-                    x, t, m, threshold=PYSINDY_THRESHOLD, seed=seed))
+                    {
+                        "seed": seed,
+                        **_score(model.coefficients_, data, fit_s),
+                        "threshold": float(model.threshold_),
+                    }
+                )
+                fit_s, pmodel = timed(
+                    lambda m=method: _pysindy_fit(x, t, m, threshold=PYSINDY_THRESHOLD, seed=seed)
+                )
                 peer[method][str(eta)].append(
-                    {"seed": seed, **_score(_pysindy_coefficients(pmodel, names), data, fit_s)})
+                    {"seed": seed, **_score(_pysindy_coefficients(pmodel, names), data, fit_s)}
+                )
             # Hindsight grid (coefficients only; a weak library is built once per K and seed).
             for method in METHODS:
-                for k in (cfg["hindsight_weak_k"] if method == "weak" else (None,)):
-                    lib = (_pysindy_library("weak", t, weak_k=k, seed=seed)[0]
-                           if method == "weak" else None)
+                for k in cfg["hindsight_weak_k"] if method == "weak" else (None,):
+                    lib = (
+                        _pysindy_library("weak", t, weak_k=k, seed=seed)[0]
+                        if method == "weak"
+                        else None
+                    )
                     for thr in HINDSIGHT_THRESHOLDS:
-                        pmodel = _pysindy_fit(x, t, method, threshold=thr, seed=seed,
-                                              library=lib)
+                        pmodel = _pysindy_fit(x, t, method, threshold=thr, seed=seed, library=lib)
                         grid[(method, thr, k)][str(eta)].append(
-                            {"seed": seed,
-                             **_score(_pysindy_coefficients(pmodel, names), data, float("nan"))})
+                            {
+                                "seed": seed,
+                                **_score(_pysindy_coefficients(pmodel, names), data, float("nan")),
+                            }
+                        )
             if eta == 0 and seed == 0:
                 predict_data = data
 
@@ -282,21 +332,26 @@ def run(quick: bool = False) -> dict[str, Any]:
                 if best is None or rank > (best["exact_support"], -best["median_max_rel_error"]):
                     best_key, best = key, agg
             best = {k: v for k, v in best.items() if k != "median_fit_time_s"}
-            hindsight[method][str(eta)] = {"threshold": best_key[1], "weak_K": best_key[2],
-                                           **best}
-    grid_summary = {f"{m} thr={thr}" + (f" K={k}" if k else ""): {
-        e: int(sum(r["exact_support"] for r in rows)) for e, rows in d.items()}
-        for (m, thr, k), d in grid.items()}
+            hindsight[method][str(eta)] = {"threshold": best_key[1], "weak_K": best_key[2], **best}
+    grid_summary = {
+        f"{m} thr={thr}" + (f" K={k}" if k else ""): {
+            e: int(sum(r["exact_support"] for r in rows)) for e, rows in d.items()
+        }
+        for (m, thr, k), d in grid.items()
+    }
 
     # ---- predict time per call ------------------------------------------------------------
     data = predict_data
     x_clean = data.clean.x[0].numpy()
     dyn_model = _dyn_model("fd").fit(data.clean)
-    py_model = _pysindy_fit(x_clean, data.clean.t.numpy(), "fd", threshold=PYSINDY_THRESHOLD,
-                            seed=0)
+    py_model = _pysindy_fit(
+        x_clean, data.clean.t.numpy(), "fd", threshold=PYSINDY_THRESHOLD, seed=0
+    )
     rng = np.random.default_rng(7)
-    states = {1: x_clean[rng.integers(0, len(x_clean), 1)],
-              cfg["batch"]: x_clean[rng.integers(0, len(x_clean), cfg["batch"])]}
+    states = {
+        1: x_clean[rng.integers(0, len(x_clean), 1)],
+        cfg["batch"]: x_clean[rng.integers(0, len(x_clean), cfg["batch"])],
+    }
     predict: dict[str, Any] = {}
     for batch, xs in states.items():
         xs = np.ascontiguousarray(xs)
@@ -304,14 +359,18 @@ def run(quick: bool = False) -> dict[str, Any]:
         d_out = np.asarray(dyn_model.predict(xs))
         p_out = np.asarray(py_model.predict(xs))
         if d_out.shape != xs.shape or p_out.shape != xs.shape:
-            raise RuntimeError(f"predict shapes: dynaforge {d_out.shape}, PySINDy {p_out.shape}, "
-                               f"input {xs.shape}")
+            raise RuntimeError(
+                f"predict shapes: dynaforge {d_out.shape}, PySINDy {p_out.shape}, input {xs.shape}"
+            )
         t_dyn = _per_call_seconds(lambda: dyn_model.predict(xs), calls)
         t_py = _per_call_seconds(lambda: py_model.predict(xs), calls)
         scale = float(np.max(np.abs(p_out)))
         predict[str(batch)] = {
-            "batch": batch, "calls": calls,
-            "dynaforge_s": t_dyn, "pysindy_s": t_py, "ratio": t_py / t_dyn,
+            "batch": batch,
+            "calls": calls,
+            "dynaforge_s": t_dyn,
+            "pysindy_s": t_py,
+            "ratio": t_py / t_dyn,
             "max_abs_diff_over_max_abs": float(np.max(np.abs(d_out - p_out))) / scale,
         }
     ratio_1 = predict["1"]["ratio"]
@@ -320,18 +379,26 @@ def run(quick: bool = False) -> dict[str, Any]:
         "name": "sindy",
         "quick": quick,
         "pysindy_version": pysindy.__version__,
-        "config": {**cfg, "seeds": seeds, "noises": list(NOISES), "dt": DT,
-                   "n_samples": N_SAMPLES, "library": LIBRARY, "term_names": names},
-        "dynaforge_settings": {m: {"library": LIBRARY, "differentiation": m,
-                                   "threshold": None} for m in METHODS},
+        "config": {
+            **cfg,
+            "seeds": seeds,
+            "noises": list(NOISES),
+            "dt": DT,
+            "n_samples": N_SAMPLES,
+            "library": LIBRARY,
+            "term_names": names,
+        },
+        "dynaforge_settings": {
+            m: {"library": LIBRARY, "differentiation": m, "threshold": None} for m in METHODS
+        },
         "pysindy_settings": {
             "optimizer": f"STLSQ(threshold={PYSINDY_THRESHOLD}, alpha={PYSINDY_ALPHA})",
             "fd": "FiniteDifference(order=2)",
             "smoothed-fd": "SmoothedFiniteDifference(savgol window_length=11, polyorder=3)",
             "weak": f"WeakPDELibrary(PolynomialLibrary(2, include_bias=False), "
-                    f"include_bias=True, K={PYSINDY_WEAK_K}, H_xt=L/20, p=4)",
+            f"include_bias=True, K={PYSINDY_WEAK_K}, H_xt=L/20, p=4)",
             "why": "ps.SINDy() defaults = README / Feature Overview Lorenz example (dt 0.002); "
-                   "weak-form defaults as in PySINDy example 12 (Lorenz, K=100)",
+            "weak-form defaults as in PySINDy example 12 (Lorenz, K=100)",
             "signature_defaults": defaults,
         },
         "sweep": sweep,
@@ -351,42 +418,54 @@ def report(result: dict[str, Any]) -> None:
 
     def rows_for(fmt: Callable[[dict], str]) -> list[list[str]]:
         rows = []
-        for tool, label in (("dynaforge", "dynaforge (auto threshold)"),
-                            ("pysindy", f"PySINDy (STLSQ {PYSINDY_THRESHOLD})")):
+        for tool, label in (
+            ("dynaforge", "dynaforge (auto threshold)"),
+            ("pysindy", f"PySINDy (STLSQ {PYSINDY_THRESHOLD})"),
+        ):
             for method in METHODS:
-                rows.append([f"{label}, {method}"]
-                            + [fmt(sweep[tool][method][str(e)]) for e in noises])
+                rows.append(
+                    [f"{label}, {method}"] + [fmt(sweep[tool][method][str(e)]) for e in noises]
+                )
         return rows
 
     print_table(
         f"SINDy noise sweep, Lorenz-63 dt={DT}, {N_SAMPLES} samples, poly2: exact 7-term "
         f"support (of {n} seeds)",
-        cols, rows_for(lambda a: f"{a['exact_support']}/{a['n_seeds']}"),
-        ["Same noisy arrays for both tools (built by dynaforge.tasks.discovery); noise std "
-         "= η × RMS of each component.",
-         f"PySINDy {result['pysindy_version']}: {result['pysindy_settings']['optimizer']} "
-         "(its default and its Lorenz examples' setting); weak = WeakPDELibrary defaults "
-         f"(K={PYSINDY_WEAK_K})."],
+        cols,
+        rows_for(lambda a: f"{a['exact_support']}/{a['n_seeds']}"),
+        [
+            "Same noisy arrays for both tools (built by dynaforge.tasks.discovery); noise std "
+            "= η × RMS of each component.",
+            f"PySINDy {result['pysindy_version']}: {result['pysindy_settings']['optimizer']} "
+            "(its default and its Lorenz examples' setting); weak = WeakPDELibrary defaults "
+            f"(K={PYSINDY_WEAK_K}).",
+        ],
     )
     print_table(
         "Worst relative coefficient error on the true support, worst over seeds (median)",
-        cols, rows_for(lambda a: f"{a['worst_max_rel_error']:.3g} "
-                                 f"({a['median_max_rel_error']:.3g})"),
-        ["A true term that is missed counts 1.0; spurious terms are not in this figure "
-         "(see the support table)."],
+        cols,
+        rows_for(lambda a: f"{a['worst_max_rel_error']:.3g} ({a['median_max_rel_error']:.3g})"),
+        [
+            "A true term that is missed counts 1.0; spurious terms are not in this figure "
+            "(see the support table)."
+        ],
     )
     rows = []
     for method in METHODS:
         for e in noises:
             d = sweep["dynaforge"][method][str(e)]["median_fit_time_s"]
             p = sweep["pysindy"][method][str(e)]["median_fit_time_s"]
-            rows.append([f"{method}, {_eta_label(e)}", f"{d * 1e3:.1f}", f"{p * 1e3:.1f}",
-                         fmt_ratio(p / d)])
+            rows.append(
+                [f"{method}, {_eta_label(e)}", f"{d * 1e3:.1f}", f"{p * 1e3:.1f}", fmt_ratio(p / d)]
+            )
     print_table(
         "Fit time (ms, median over seeds)",
-        ["derivative / noise", "dynaforge", "PySINDy", "PySINDy / dynaforge"], rows,
-        ["dynaforge includes its automatic threshold selection; PySINDy fits one fixed "
-         "threshold (weak: including building WeakPDELibrary)."],
+        ["derivative / noise", "dynaforge", "PySINDy", "PySINDy / dynaforge"],
+        rows,
+        [
+            "dynaforge includes its automatic threshold selection; PySINDy fits one fixed "
+            "threshold (weak: including building WeakPDELibrary)."
+        ],
     )
     hs = result["pysindy_hindsight"]
     rows = []
@@ -399,26 +478,38 @@ def report(result: dict[str, Any]) -> None:
         rows.append([f"PySINDy, {method}"] + cells)
     print_table(
         "PySINDy with its threshold picked with hindsight (using the truth): exact support",
-        cols, rows,
-        [f"Best of STLSQ thresholds {HINDSIGHT_THRESHOLDS}" + " (weak also K in "
-         f"{tuple(result['config']['hindsight_weak_k'])})"
-         " per method and η, by exact supports then median error. Not a usable setting: an "
-         "upper bound for any fixed PySINDy threshold on this sweep."],
+        cols,
+        rows,
+        [
+            f"Best of STLSQ thresholds {HINDSIGHT_THRESHOLDS}" + " (weak also K in "
+            f"{tuple(result['config']['hindsight_weak_k'])})"
+            " per method and η, by exact supports then median error. Not a usable setting: an "
+            "upper bound for any fixed PySINDy threshold on this sweep."
+        ],
     )
     pred = result["predict"]
     rows = []
-    for key, p in pred.items():
-        rows.append([f"{p['batch']:,} state{'s' if p['batch'] > 1 else ''}",
-                     f"{p['dynaforge_s'] * 1e6:.1f}", f"{p['pysindy_s'] * 1e6:.1f}",
-                     fmt_ratio(p["ratio"]), f"{p['max_abs_diff_over_max_abs']:.1e}"])
+    for p in pred.values():
+        rows.append(
+            [
+                f"{p['batch']:,} state{'s' if p['batch'] > 1 else ''}",
+                f"{p['dynaforge_s'] * 1e6:.1f}",
+                f"{p['pysindy_s'] * 1e6:.1f}",
+                fmt_ratio(p["ratio"]),
+                f"{p['max_abs_diff_over_max_abs']:.1e}",
+            ]
+        )
     met = result["goal_met"]["predict_speedup_1_state"]
     print_table(
         "predict time per call (µs, median of single calls), models fitted by fd on clean data",
-        ["input", "dynaforge", "PySINDy", "speedup", "max |Δ| / max |ẋ|"], rows,
-        [f"Goal: >= {GOAL_PREDICT_RATIO:.0f}x faster than PySINDy on one state: "
-         f"{goal_mark(met)} ({fmt_ratio(pred['1']['ratio'])}).",
-         "Input: float64 NumPy (1, 3) and (1000, 3) states from the clean trajectory; "
-         "|Δ| compares the two tools' outputs (different fits of the same data)."],
+        ["input", "dynaforge", "PySINDy", "speedup", "max |Δ| / max |ẋ|"],
+        rows,
+        [
+            f"Goal: >= {GOAL_PREDICT_RATIO:.0f}x faster than PySINDy on one state: "
+            f"{goal_mark(met)} ({fmt_ratio(pred['1']['ratio'])}).",
+            "Input: float64 NumPy (1, 3) and (1000, 3) states from the clean trajectory; "
+            "|Δ| compares the two tools' outputs (different fits of the same data).",
+        ],
     )
 
 

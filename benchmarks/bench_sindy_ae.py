@@ -45,8 +45,9 @@ QUICK = {"batch": 64, "ours_steps": 10, "loop_steps": 1, "stacked": 2, "first_lo
 
 def _weights() -> torch.Tensor:
     cfg = get_preset("paper")
-    return torch.tensor([cfg.loss_decoder, cfg.loss_sindy_x, cfg.loss_sindy_z,
-                         cfg.loss_regularization])
+    return torch.tensor(
+        [cfg.loss_decoder, cfg.loss_sindy_x, cfg.loss_sindy_z, cfg.loss_regularization]
+    )
 
 
 def _batch(batch: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -55,8 +56,9 @@ def _batch(batch: int) -> tuple[torch.Tensor, torch.Tensor]:
     return x, dx
 
 
-def _per_sample_loss(net: SindyAutoencoderNet, x: torch.Tensor, dx: torch.Tensor,
-                     weights: torch.Tensor) -> torch.Tensor:
+def _per_sample_loss(
+    net: SindyAutoencoderNet, x: torch.Tensor, dx: torch.Tensor, weights: torch.Tensor
+) -> torch.Tensor:
     """The seed's pattern: one sample at a time, one autograd.grad per output component."""
     library = PolynomialFeatures(3, 3, True)
     xi = net.masked_coefficients()[0]
@@ -70,20 +72,33 @@ def _per_sample_loss(net: SindyAutoencoderNet, x: torch.Tensor, dx: torch.Tensor
 
     sq_dec, sq_dx, sq_dz = [], [], []
     for i in range(x.shape[0]):
-        xi_ = x[i:i + 1].clone().requires_grad_(True)
+        xi_ = x[i : i + 1].clone().requires_grad_(True)
         z = mlp(enc, xi_)  # (1, 3)
-        dz = torch.stack([(torch.autograd.grad(z[0, k], xi_, create_graph=True)[0][0] * dx[i]).sum()
-                          for k in range(z.shape[1])])
+        dz = torch.stack(
+            [
+                (torch.autograd.grad(z[0, k], xi_, create_graph=True)[0][0] * dx[i]).sum()
+                for k in range(z.shape[1])
+            ]
+        )
         dz_sindy = (library(z) @ xi)[0]
         x_hat = mlp(dec, z)  # (1, 128)
-        dx_hat = torch.stack([
-            (torch.autograd.grad(x_hat[0, j], z, create_graph=True)[0][0] * dz_sindy).sum()
-            for j in range(x_hat.shape[1])])
+        dx_hat = torch.stack(
+            [
+                (torch.autograd.grad(x_hat[0, j], z, create_graph=True)[0][0] * dz_sindy).sum()
+                for j in range(x_hat.shape[1])
+            ]
+        )
         sq_dec.append(((x_hat[0] - x[i]) ** 2).mean())
         sq_dx.append(((dx_hat - dx[i]) ** 2).mean())
         sq_dz.append(((dz_sindy - dz) ** 2).mean())
-    terms = torch.stack([torch.stack(sq_dec).mean(), torch.stack(sq_dx).mean(),
-                         torch.stack(sq_dz).mean(), xi.abs().mean()])
+    terms = torch.stack(
+        [
+            torch.stack(sq_dec).mean(),
+            torch.stack(sq_dx).mean(),
+            torch.stack(sq_dz).mean(),
+            xi.abs().mean(),
+        ]
+    )
     return (terms * weights).sum()
 
 
@@ -151,8 +166,9 @@ def _first_lorenz(run_dir: str | None = None) -> dict[str, Any]:
     cfg = get_preset("quick")
     if run_dir is None:
         run_dir = tempfile.mkdtemp(prefix="bench-sindy-ae-")
-        run_autoencoder_discovery(cfg, list(range(cfg.n_seeds)), run_dir, config={},
-                                  progress=False, log=lambda m: None)
+        run_autoencoder_discovery(
+            cfg, list(range(cfg.n_seeds)), run_dir, config={}, progress=False, log=lambda m: None
+        )
     record = json.loads((Path(run_dir) / "discovery.json").read_text())
     total_s = record["elapsed_s"]  # data, training, analysis (not the report)
     per_seed = []
@@ -160,24 +176,44 @@ def _first_lorenz(run_dir: str | None = None) -> dict[str, Any]:
     for row in record["seeds"]:
         r = load_result(Path(run_dir) / "seeds" / f"seed-{row['seed']}")
         match = lorenz_structure(r.coefficients, r.feature_names)
-        out = {"seed": r.seed, "n_terms": r.n_terms,
-               "lorenz_7": bool(match and match.n_terms == 7),
-               "val_loss": r.val_losses["total"], "equations": r.equations(3)}
+        out = {
+            "seed": r.seed,
+            "n_terms": r.n_terms,
+            "lorenz_7": bool(match and match.n_terms == 7),
+            "val_loss": r.val_losses["total"],
+            "equations": r.equations(3),
+        }
         if match is not None:
             out.update(sigma=match.sigma, rho=match.rho, beta=match.beta, unit=match.unit)
         if out["lorenz_7"]:
             epoch = r.history["active_terms"].index(7) + 1
             out["first_epoch_7_terms"] = epoch
             out["time_to_7_terms_s"] = r.fit_time_s * epoch / len(r.history["epoch"])
-            first = out["time_to_7_terms_s"] if first is None else min(
-                first, out["time_to_7_terms_s"])
+            first = (
+                out["time_to_7_terms_s"] if first is None else min(first, out["time_to_7_terms_s"])
+            )
         per_seed.append(out)
-    return {"config": {k: getattr(cfg, k) for k in ("n_ics", "epochs", "refinement_epochs",
-                                                     "batch_size", "lr", "lr_final", "threshold",
-                                                     "threshold_initial", "threshold_every",
-                                                     "n_seeds")},
-            "run_dir": str(run_dir), "total_s": total_s, "time_to_first_lorenz_s": first,
-            "seeds": per_seed}
+    return {
+        "config": {
+            k: getattr(cfg, k)
+            for k in (
+                "n_ics",
+                "epochs",
+                "refinement_epochs",
+                "batch_size",
+                "lr",
+                "lr_final",
+                "threshold",
+                "threshold_initial",
+                "threshold_every",
+                "n_seeds",
+            )
+        },
+        "run_dir": str(run_dir),
+        "total_s": total_s,
+        "time_to_first_lorenz_s": first,
+        "seeds": per_seed,
+    }
 
 
 def run(quick: bool = False, from_run: str | None = None) -> dict[str, Any]:
@@ -206,8 +242,11 @@ def run(quick: bool = False, from_run: str | None = None) -> dict[str, Any]:
         "samples_per_s": {k: v * batch for k, v in rates.items()},
         "ratio_vs_per_sample_loop": ratio,
         "ratios": {k: v / rates["per-sample autograd loop (seed)"] for k, v in rates.items()},
-        "loss_agreement": {"dynaforge": ours_loss, "per_sample_loop": loop_loss,
-                           "rel_diff": abs(ours_loss - loop_loss) / abs(loop_loss)},
+        "loss_agreement": {
+            "dynaforge": ours_loss,
+            "per_sample_loop": loop_loss,
+            "rel_diff": abs(ours_loss - loop_loss) / abs(loop_loss),
+        },
         "goal": {"ratio": GOAL_RATIO},
         "goal_met": {"ratio": ratio >= GOAL_RATIO},
         "load_average": [load_start, load_average()],
@@ -220,32 +259,47 @@ def run(quick: bool = False, from_run: str | None = None) -> dict[str, Any]:
 def report(result: dict[str, Any]) -> None:
     batch = result["config"]["batch"]
     base = result["steps_per_s"]["per-sample autograd loop (seed)"]
-    rows = [[name, fmt_rate(r), fmt_rate(r * batch), fmt_ratio(r / base)]
-            for name, r in result["steps_per_s"].items()]
+    rows = [
+        [name, fmt_rate(r), fmt_rate(r * batch), fmt_ratio(r / base)]
+        for name, r in result["steps_per_s"].items()
+    ]
     agree = result["loss_agreement"]
     print_table(
         f"SINDy autoencoder training steps/s (batch {batch}, float32, 1 thread)",
-        ["implementation", "steps/s", "samples/s", "vs per-sample loop"], rows,
-        [f"Goal: dynaforge (with dz) >= {GOAL_RATIO:.0f}x the per-sample loop: "
-         f"{goal_mark(result['goal_met']['ratio'])}.",
-         f"Same weights, same batch: first-step loss {agree['dynaforge']:.6g} vs "
-         f"{agree['per_sample_loop']:.6g} (relative difference {agree['rel_diff']:.1e}).",
-         f"Load average at start/end: {result['load_average']}."],
+        ["implementation", "steps/s", "samples/s", "vs per-sample loop"],
+        rows,
+        [
+            f"Goal: dynaforge (with dz) >= {GOAL_RATIO:.0f}x the per-sample loop: "
+            f"{goal_mark(result['goal_met']['ratio'])}.",
+            f"Same weights, same batch: first-step loss {agree['dynaforge']:.6g} vs "
+            f"{agree['per_sample_loop']:.6g} (relative difference {agree['rel_diff']:.1e}).",
+            f"Load average at start/end: {result['load_average']}.",
+        ],
     )
     first = result.get("first_lorenz")
     if first:
-        rows = [[r["seed"], r["n_terms"], "yes" if r["lorenz_7"] else "no",
-                 f"{r.get('time_to_7_terms_s', float('nan')):.0f}",
-                 *(f"{r[k]:.2f}" if k in r else "-" for k in ("sigma", "rho", "beta"))]
-                for r in first["seeds"]]
+        rows = [
+            [
+                r["seed"],
+                r["n_terms"],
+                "yes" if r["lorenz_7"] else "no",
+                f"{r.get('time_to_7_terms_s', float('nan')):.0f}",
+                *(f"{r[k]:.2f}" if k in r else "-" for k in ("sigma", "rho", "beta")),
+            ]
+            for r in first["seeds"]
+        ]
         t = first["time_to_first_lorenz_s"]
         print_table(
             f"Quick preset ({first['config']}): time to the first 7-term Lorenz model",
-            ["seed", "terms", "7-term Lorenz", "s to 7 terms", "sigma", "rho", "beta"], rows,
-            [f"First 7-term Lorenz model after {t:.0f} s" if t is not None else
-             "No seed found a 7-term Lorenz model.",
-             f"Whole preset (data, 10 seeds in 2 processes, analysis): {first['total_s']:.0f} s "
-             "(the seed reproduction: 8-9 h per paper-size run on a cloud GPU)."],
+            ["seed", "terms", "7-term Lorenz", "s to 7 terms", "sigma", "rho", "beta"],
+            rows,
+            [
+                f"First 7-term Lorenz model after {t:.0f} s"
+                if t is not None
+                else "No seed found a 7-term Lorenz model.",
+                f"Whole preset (data, 10 seeds in 2 processes, analysis): {first['total_s']:.0f} s "
+                "(the seed reproduction: 8-9 h per paper-size run on a cloud GPU).",
+            ],
         )
 
 
@@ -254,8 +308,12 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
-    parser.add_argument("--from-run", metavar="DIR", help="time to the first Lorenz model from "
-                        "a finished `dynaforge discover lorenz-embedded --preset quick` run")
+    parser.add_argument(
+        "--from-run",
+        metavar="DIR",
+        help="time to the first Lorenz model from "
+        "a finished `dynaforge discover lorenz-embedded --preset quick` run",
+    )
     args = parser.parse_args()
     report(run(args.quick, args.from_run))
 

@@ -43,76 +43,132 @@ def _summary_rows(results: dict[str, Any]) -> list[list[str]]:
     sim = results.get("simulation")
     if sim and "error" not in sim:
         best = sim["best"]
-        rows.append(["simulation: RK4 points/s vs seed loop",
-                     f"{_common.fmt_rate(best['points_per_s'])} (batch {best['batch']:,})",
-                     _common.fmt_rate(sim["seed"]["points_per_s"]),
-                     _common.fmt_ratio(best["ratio_vs_seed"]),
-                     f">= {sim['goal']['ratio_vs_seed']:.0f}x and >= "
-                     f"{sim['goal']['points_per_s']:.0e}/s",
-                     _common.goal_mark(all(sim["goal_met"].values()))])
+        rows.append(
+            [
+                "simulation: RK4 points/s vs seed loop",
+                f"{_common.fmt_rate(best['points_per_s'])} (batch {best['batch']:,})",
+                _common.fmt_rate(sim["seed"]["points_per_s"]),
+                _common.fmt_ratio(best["ratio_vs_seed"]),
+                f">= {sim['goal']['ratio_vs_seed']:.0f}x and >= "
+                f"{sim['goal']['points_per_s']:.0e}/s",
+                _common.goal_mark(all(sim["goal_met"].values())),
+            ]
+        )
     esn = results.get("esn")
     if esn and "error" not in esn:
         t, peer = esn["timing_s"]["dynaforge (r)"], esn["timing_s"]["reservoirpy (r)"]
         vpt = esn["vpt_lyapunov_times"]
-        rows.append(["ESN fit + forecast time (s) vs ReservoirPy",
-                     f"{t['total']:.2f}", f"{peer['total']:.2f}",
-                     _common.fmt_ratio(esn["speedup_vs_reservoirpy"]["dynaforge (r)"]["total"]),
-                     f">= {esn['goal']['total_speedup']:.0f}x",
-                     _common.goal_mark(esn["goal_met"]["total_speedup"])])
-        rows.append(["ESN median VPT (Lyapunov times), r readout",
-                     f"{vpt['dynaforge (r)']['median']:.2f}",
-                     f"{vpt['reservoirpy (r)']['median']:.2f}", "", "same accuracy", ""])
+        rows.append(
+            [
+                "ESN fit + forecast time (s) vs ReservoirPy",
+                f"{t['total']:.2f}",
+                f"{peer['total']:.2f}",
+                _common.fmt_ratio(esn["speedup_vs_reservoirpy"]["dynaforge (r)"]["total"]),
+                f">= {esn['goal']['total_speedup']:.0f}x",
+                _common.goal_mark(esn["goal_met"]["total_speedup"]),
+            ]
+        )
+        rows.append(
+            [
+                "ESN median VPT (Lyapunov times), r readout",
+                f"{vpt['dynaforge (r)']['median']:.2f}",
+                f"{vpt['reservoirpy (r)']['median']:.2f}",
+                "",
+                "same accuracy",
+                "",
+            ]
+        )
     lstm = results.get("lstm_training")
     if lstm and "error" not in lstm:
         rows_ = lstm["rows"]
         seed = rows_[0]
-        dyn = next(r for r in rows_ if r["loop"].startswith("dynaforge")
-                   and r["batch_size"] == lstm["default_batch_size"])
-        rows.append([f"LSTM training samples/s (dynaforge @{dyn['batch_size']} vs seed @32, "
-                     f"{dyn['threads']} threads)",
-                     _common.fmt_rate(dyn["samples_per_s"]),
-                     _common.fmt_rate(seed["samples_per_s"]),
-                     _common.fmt_ratio(dyn["ratio_vs_seed_at_32"]),
-                     f">= {lstm['goal']['ratio_at_default_batch_vs_seed_at_32']:.0f}x",
-                     _common.goal_mark(lstm["goal_met"]["ratio_at_default_batch_vs_seed_at_32"])])
+        dyn = next(
+            r
+            for r in rows_
+            if r["loop"].startswith("dynaforge") and r["batch_size"] == lstm["default_batch_size"]
+        )
+        rows.append(
+            [
+                f"LSTM training samples/s (dynaforge @{dyn['batch_size']} vs seed @32, "
+                f"{dyn['threads']} threads)",
+                _common.fmt_rate(dyn["samples_per_s"]),
+                _common.fmt_rate(seed["samples_per_s"]),
+                _common.fmt_ratio(dyn["ratio_vs_seed_at_32"]),
+                f">= {lstm['goal']['ratio_at_default_batch_vs_seed_at_32']:.0f}x",
+                _common.goal_mark(lstm["goal_met"]["ratio_at_default_batch_vs_seed_at_32"]),
+            ]
+        )
         one = lstm.get("ratio_at_default_batch_vs_seed_at_32_1_thread")
         goal = lstm["goal"]["ratio_at_default_batch_vs_seed_at_32"]
         if one is not None:
-            rows.append(["  same, 1 thread (diagnostic)", "", "", _common.fmt_ratio(one),
-                         f">= {goal:.0f}x", _common.goal_mark(one >= goal)])
+            rows.append(
+                [
+                    "  same, 1 thread (diagnostic)",
+                    "",
+                    "",
+                    _common.fmt_ratio(one),
+                    f">= {goal:.0f}x",
+                    _common.goal_mark(one >= goal),
+                ]
+            )
     sindy = results.get("sindy")
     if sindy and "error" not in sindy:
         one = sindy["predict"]["1"]
-        rows.append(["SINDy predict, one state (µs/call) vs PySINDy",
-                     f"{one['dynaforge_s'] * 1e6:.1f}", f"{one['pysindy_s'] * 1e6:.0f}",
-                     _common.fmt_ratio(one["ratio"]),
-                     f">= {sindy['goal']['predict_speedup_1_state']:.0f}x",
-                     _common.goal_mark(sindy["goal_met"]["predict_speedup_1_state"])])
+        rows.append(
+            [
+                "SINDy predict, one state (µs/call) vs PySINDy",
+                f"{one['dynaforge_s'] * 1e6:.1f}",
+                f"{one['pysindy_s'] * 1e6:.0f}",
+                _common.fmt_ratio(one["ratio"]),
+                f">= {sindy['goal']['predict_speedup_1_state']:.0f}x",
+                _common.goal_mark(sindy["goal_met"]["predict_speedup_1_state"]),
+            ]
+        )
         sweep = sindy["sweep"]
         for eta in ("0.05", "0.1"):
             ours = sweep["dynaforge"]["weak"].get(eta)
-            peer = max((sweep["pysindy"][m].get(eta, {}).get("exact_support", 0), m)
-                       for m in sweep["pysindy"])
+            peer = max(
+                (sweep["pysindy"][m].get(eta, {}).get("exact_support", 0), m)
+                for m in sweep["pysindy"]
+            )
             if ours:
-                rows.append([f"SINDy exact support at η = {float(eta):.0%} (of {ours['n_seeds']})",
-                             f"{ours['exact_support']} (weak, auto)",
-                             f"{peer[0]} (best: {peer[1]})", "", "", ""])
+                rows.append(
+                    [
+                        f"SINDy exact support at η = {float(eta):.0%} (of {ours['n_seeds']})",
+                        f"{ours['exact_support']} (weak, auto)",
+                        f"{peer[0]} (best: {peer[1]})",
+                        "",
+                        "",
+                        "",
+                    ]
+                )
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
-    parser.add_argument("--only", default=",".join(BENCHMARKS),
-                        help=f"comma-separated subset of {', '.join(BENCHMARKS)}")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="JSON output (default benchmarks/results.json, "
-                             "or results.quick.json with --quick)")
-    parser.add_argument("--sindy-ae-run", metavar="DIR", default=None,
-                        help="a finished `dynaforge discover lorenz-embedded --preset quick` run: "
-                             "sindy_ae reads its time to the first Lorenz model instead of "
-                             "training the quick preset again (~16 min)")
+    parser.add_argument(
+        "--only",
+        default=",".join(BENCHMARKS),
+        help=f"comma-separated subset of {', '.join(BENCHMARKS)}",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="JSON output (default benchmarks/results.json, or results.quick.json with --quick)",
+    )
+    parser.add_argument(
+        "--sindy-ae-run",
+        metavar="DIR",
+        default=None,
+        help="a finished `dynaforge discover lorenz-embedded --preset quick` run: "
+        "sindy_ae reads its time to the first Lorenz model instead of "
+        "training the quick preset again (~16 min)",
+    )
     args = parser.parse_args(argv)
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = [name for name in chosen if name not in BENCHMARKS]
@@ -123,9 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     _common.setup_threads()
     machine = _common.machine_info()
     kind = "quick" if args.quick else "measured"
-    print(f"dynaforge benchmarks ({kind} run) on {machine['cpu']}, {machine['cores']} cores, "
-          f"torch {machine['torch']} ({machine['torch_threads']} threads), "
-          f"numpy {machine['numpy']}, load average {machine['load_average']}\n")
+    print(
+        f"dynaforge benchmarks ({kind} run) on {machine['cpu']}, {machine['cores']} cores, "
+        f"torch {machine['torch']} ({machine['torch_threads']} threads), "
+        f"numpy {machine['numpy']}, load average {machine['load_average']}\n"
+    )
 
     results: dict[str, Any] = {}
     failed = False
@@ -133,10 +191,11 @@ def main(argv: list[str] | None = None) -> int:
         module = BENCHMARKS[name]
         t0 = time.perf_counter()
         try:
-            extra = ({"from_run": args.sindy_ae_run}
-                     if name == "sindy_ae" and args.sindy_ae_run else {})
+            extra = (
+                {"from_run": args.sindy_ae_run} if name == "sindy_ae" and args.sindy_ae_run else {}
+            )
             result = module.run(quick=args.quick, **extra)
-        except Exception:  # report and go on: one broken benchmark should not hide the others
+        except Exception:  # noqa: BLE001 - report and go on: one broken benchmark should not hide the others
             failed = True
             results[name] = {"error": traceback.format_exc()}
             print(f"[{name}] FAILED:\n{results[name]['error']}", file=sys.stderr)
@@ -148,11 +207,16 @@ def main(argv: list[str] | None = None) -> int:
     machine["load_average_end"] = _common.load_average()
     summary = _summary_rows(results)
     if summary:
-        _common.print_table("Summary",
-                            ["benchmark", "dynaforge", "peer", "ratio", "goal", "status"],
-                            summary, [f"load average start {machine['load_average']}, end "
-                                      f"{machine['load_average_end']} (other jobs on the machine "
-                                      "slow every figure, multi-threaded torch the most)."])
+        _common.print_table(
+            "Summary",
+            ["benchmark", "dynaforge", "peer", "ratio", "goal", "status"],
+            summary,
+            [
+                f"load average start {machine['load_average']}, end "
+                f"{machine['load_average_end']} (other jobs on the machine "
+                "slow every figure, multi-threaded torch the most)."
+            ],
+        )
     payload = {"quick": args.quick, "machine": machine, "results": results}
     out.write_text(json.dumps(payload, indent=2, default=float) + "\n")
     print(f"wrote {out}")

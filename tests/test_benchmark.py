@@ -12,9 +12,17 @@ import torch
 from dynaforge.benchmark import evaluate_model, leaderboard_rows, run_benchmark
 from dynaforge.tasks import ForecastingTaskConfig, build_forecasting_data
 
-TINY_TASK = dict(train_points=1200, train_trajectories=2, val_points=200, val_trajectories=1,
-                 n_test=4, context_steps=30, horizon_lyapunov=3.0, n_climate=1,
-                 climate_lyapunov=5.0)
+TINY_TASK = {
+    "train_points": 1200,
+    "train_trajectories": 2,
+    "val_points": 200,
+    "val_trajectories": 1,
+    "n_test": 4,
+    "context_steps": 30,
+    "horizon_lyapunov": 3.0,
+    "n_climate": 1,
+    "climate_lyapunov": 5.0,
+}
 
 
 @pytest.fixture(scope="module")
@@ -69,11 +77,24 @@ def test_run_benchmark_writes_run_folder(tiny_data, tmp_path):
         "rk4": {},
         "persistence": {},
         # A learning rate this large blows the loss up: recorded as a failure, run goes on.
-        "mlp": {"train": {"epochs": 3, "learning_rate": 1e6, "grad_clip": None,
-                          "progress": False, "schedule": "constant"}},
+        "mlp": {
+            "train": {
+                "epochs": 3,
+                "learning_rate": 1e6,
+                "grad_clip": None,
+                "progress": False,
+                "schedule": "constant",
+            }
+        },
     }
-    doc = run_benchmark(tiny_data, models, tmp_path, config={"preset": "test"}, progress=False,
-                        log=lambda _msg: None)
+    doc = run_benchmark(
+        tiny_data,
+        models,
+        tmp_path,
+        config={"preset": "test"},
+        progress=False,
+        log=lambda _msg: None,
+    )
     assert "error" in doc["models"]["mlp"] and "mlp" in doc["models"]["mlp"]["error"]
     for name in ("esn", "rk4", "persistence"):
         assert set(doc["models"][name]["vpt"]) == {"0.3", "0.4", "0.5"}
@@ -93,9 +114,17 @@ def test_run_benchmark_writes_run_folder(tiny_data, tmp_path):
 def test_leaderboard_rows_rank_by_median():
     def entry(m):
         v = {"median": m, "q25": m, "q75": m}
-        return {"kind": "learned", "vpt": {"0.3": v, "0.4": v, "0.5": v}, "one_step_nmse": 0.0,
-                "climate_distance": 0.0, "on_attractor": True, "diverged_fraction": 0.0,
-                "train_time_s": 0.0, "forecast_time_per_step_s": 0.0, "n_parameters": 0}
+        return {
+            "kind": "learned",
+            "vpt": {"0.3": v, "0.4": v, "0.5": v},
+            "one_step_nmse": 0.0,
+            "climate_distance": 0.0,
+            "on_attractor": True,
+            "diverged_fraction": 0.0,
+            "train_time_s": 0.0,
+            "forecast_time_per_step_s": 0.0,
+            "n_parameters": 0,
+        }
 
     rows = leaderboard_rows({"a": entry(1.0), "b": entry(3.0), "c": entry(2.0)})
     assert [r["model"] for r in rows] == ["b", "c", "a"]

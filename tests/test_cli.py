@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,8 +28,14 @@ RUN_FILES = ("leaderboard.csv", "metrics.json", "config.json", "predictions.npz"
 
 TINY = {
     "task": {
-        "train_points": 240, "train_trajectories": 2, "val_points": 100, "val_trajectories": 1,
-        "n_test": 3, "context_steps": 30, "horizon_lyapunov": 2, "n_climate": 1,
+        "train_points": 240,
+        "train_trajectories": 2,
+        "val_points": 100,
+        "val_trajectories": 1,
+        "n_test": 3,
+        "context_steps": 30,
+        "horizon_lyapunov": 2,
+        "n_climate": 1,
         "climate_lyapunov": 3,
     },
     "models": {"esn": {"reservoir_size": 50, "washout": 20}},
@@ -67,8 +74,9 @@ def write_csv(path, traj: Trajectories, header: str = "t,x,y,z") -> str:
 
 def file_state(folder) -> dict[str, bytes]:
     """Every file under ``folder`` with its bytes (to show nothing changed)."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file()}
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +95,17 @@ def lorenz_csv(tmp_path_factory) -> str:
 def main_run(tmp_path_factory, tiny_config):
     """One tiny benchmark run of esn, rk4 and persistence: (result, run folder)."""
     out = tmp_path_factory.mktemp("bench") / "run"
-    result = invoke("benchmark", "lorenz63", "--config", tiny_config, "--models", MODELS_ARG,
-                    "--no-progress", "--out", out)
+    result = invoke(
+        "benchmark",
+        "lorenz63",
+        "--config",
+        tiny_config,
+        "--models",
+        MODELS_ARG,
+        "--no-progress",
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     return result, out
 
@@ -98,8 +115,9 @@ def main_run(tmp_path_factory, tiny_config):
 
 def test_simulate_writes_a_valid_hdf5(tmp_path):
     out = tmp_path / "out.h5"
-    result = invoke("simulate", "lorenz63", "--n-traj", 3, "--steps", 20, "--substeps", 4,
-                    "-o", out)
+    result = invoke(
+        "simulate", "lorenz63", "--n-traj", 3, "--steps", 20, "--substeps", 4, "-o", out
+    )
     assert result.exit_code == 0, result.output
     traj = Trajectories.load(out)
     assert traj.x.shape == (3, 21, 3)
@@ -171,8 +189,7 @@ def test_benchmark_resume_conflict_and_overwrite(tmp_path):
     cheap = {"task": {**TINY["task"], "n_test": 1, "n_climate": 0}}
     cfg = write_json(tmp_path / "cheap.json", cheap)
     out = tmp_path / "run"
-    args = ("benchmark", "--config", cfg, "--models", "persistence", "--no-progress",
-            "--out", out)
+    args = ("benchmark", "--config", cfg, "--models", "persistence", "--no-progress", "--out", out)
     first = invoke(*args)
     assert first.exit_code == 0, first.output
 
@@ -184,8 +201,16 @@ def test_benchmark_resume_conflict_and_overwrite(tmp_path):
 
     # A different configuration: refused, every file left as it was.
     other = write_json(tmp_path / "other.json", {"task": {**cheap["task"], "n_test": 2}})
-    changed = ("benchmark", "--config", other, "--models", "persistence", "--no-progress",
-               "--out", out)
+    changed = (
+        "benchmark",
+        "--config",
+        other,
+        "--models",
+        "persistence",
+        "--no-progress",
+        "--out",
+        out,
+    )
     assert_clean_error(invoke(*changed), "--overwrite")
     assert file_state(out) == before
 
@@ -208,21 +233,43 @@ def test_benchmark_refuses_a_folder_with_a_foreign_config_json(tmp_path, tiny_co
     out.mkdir()
     (out / "config.json").write_text('{"learning_rate": 0.1}')
     for extra in ((), ("--overwrite",)):
-        result = invoke("benchmark", "--config", tiny_config, "--models", "persistence",
-                        "--no-progress", "--out", out, *extra)
+        result = invoke(
+            "benchmark",
+            "--config",
+            tiny_config,
+            "--models",
+            "persistence",
+            "--no-progress",
+            "--out",
+            out,
+            *extra,
+        )
         assert_clean_error(result, "config.json")
         assert (out / "config.json").read_text() == '{"learning_rate": 0.1}'
         assert [p.name for p in out.iterdir()] == ["config.json"]
 
 
 def test_benchmark_on_a_users_csv(tmp_path, lorenz_csv):
-    cfg = write_json(tmp_path / "data.json", {
-        "task": {"n_test": 2, "n_climate": 0, "context_steps": 20, "horizon_lyapunov": 1},
-        "models": {"esn": {"reservoir_size": 50, "washout": 20}},
-    })
+    cfg = write_json(
+        tmp_path / "data.json",
+        {
+            "task": {"n_test": 2, "n_climate": 0, "context_steps": 20, "horizon_lyapunov": 1},
+            "models": {"esn": {"reservoir_size": 50, "washout": 20}},
+        },
+    )
     out = tmp_path / "run"
-    result = invoke("benchmark", "--data", lorenz_csv, "--config", cfg, "--models",
-                    "esn,persistence", "--no-progress", "--out", out)
+    result = invoke(
+        "benchmark",
+        "--data",
+        lorenz_csv,
+        "--config",
+        cfg,
+        "--models",
+        "esn,persistence",
+        "--no-progress",
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     task = json.loads((out / "metrics.json").read_text())["task"]
     assert task["truth"] == "held-out part of lorenz.csv"
@@ -248,19 +295,27 @@ def _bad_cases(tmp_path, lorenz_csv):
         "negative noise": (["--noise", "-0.1"], ["noise"]),
     }
     nonfinite = tmp_path / "nonfinite.csv"
-    text = open(lorenz_csv).read().splitlines()
+    text = Path(lorenz_csv).read_text().splitlines()
     bad_rows = list(text)
     bad_rows[5] = ",".join(text[5].split(",")[:2] + ["nan", "1.0"])
     nonfinite.write_text("\n".join(bad_rows) + "\n")
     cases["non-finite CSV"] = (["--data", nonfinite], ["non-finite", "line 6"])
 
     cases["wrong CSV columns"] = (
-        ["--data", write_csv(tmp_path / "cols.csv", Trajectories(
-            t=traj.t, x=traj.x[:, :, :2], state_names=("a", "b")), header="t,a,b")],
+        [
+            "--data",
+            write_csv(
+                tmp_path / "cols.csv",
+                Trajectories(t=traj.t, x=traj.x[:, :, :2], state_names=("a", "b")),
+                header="t,a,b",
+            ),
+        ],
         ["2 state columns", "a, b", "3"],
     )
     no_time = tmp_path / "notime.csv"
-    no_time.write_text("x,y,z\n" + "\n".join(",".join(row.split(",")[1:]) for row in text[1:]) + "\n")
+    no_time.write_text(
+        "x,y,z\n" + "\n".join(",".join(row.split(",")[1:]) for row in text[1:]) + "\n"
+    )
     cases["CSV without time column"] = (["--data", no_time], ["time column"])
 
     uneven = tmp_path / "uneven.csv"
@@ -289,13 +344,16 @@ def _bad_cases(tmp_path, lorenz_csv):
     broken.write_text('{"task": {"n_test": 3,}')
     cases["invalid JSON config"] = (["--config", broken], ["broken.json", "not valid JSON"])
     cases["unknown config section"] = (
-        ["--config", write_json(tmp_path / "section.json", {"tasks": {}})], ["tasks"],
+        ["--config", write_json(tmp_path / "section.json", {"tasks": {}})],
+        ["tasks"],
     )
     cases["unknown task setting"] = (
-        ["--config", write_json(tmp_path / "key.json", {"task": {"n_tests": 3}})], ["n_tests"],
+        ["--config", write_json(tmp_path / "key.json", {"task": {"n_tests": 3}})],
+        ["n_tests"],
     )
     cases["models section not a mapping"] = (
-        ["--config", write_json(tmp_path / "models.json", {"models": {"esn": 5}})], ["models"],
+        ["--config", write_json(tmp_path / "models.json", {"models": {"esn": 5}})],
+        ["models"],
     )
     cases["unknown hyperparameter"] = (
         ["--config", write_json(tmp_path / "hp.json", {"models": {"esn": {"size": 5}}})],
@@ -305,17 +363,30 @@ def _bad_cases(tmp_path, lorenz_csv):
 
 
 BAD_CASES = [
-    "unknown model", "unknown task", "unknown preset", "missing data", "negative noise",
-    "non-finite CSV", "wrong CSV columns", "CSV without time column", "non-uniform CSV",
-    "short CSV", "very short CSV", "1-D NPY", "NPY without --data-dt", "output below a file",
-    "invalid JSON config", "unknown config section", "unknown task setting",
-    "models section not a mapping", "unknown hyperparameter",
+    "unknown model",
+    "unknown task",
+    "unknown preset",
+    "missing data",
+    "negative noise",
+    "non-finite CSV",
+    "wrong CSV columns",
+    "CSV without time column",
+    "non-uniform CSV",
+    "short CSV",
+    "very short CSV",
+    "1-D NPY",
+    "NPY without --data-dt",
+    "output below a file",
+    "invalid JSON config",
+    "unknown config section",
+    "unknown task setting",
+    "models section not a mapping",
+    "unknown hyperparameter",
 ]
 
 
 @pytest.mark.parametrize("case", BAD_CASES)
-def test_benchmark_bad_input_fails_cleanly(case, tmp_path, lorenz_csv, tiny_config,
-                                           monkeypatch):
+def test_benchmark_bad_input_fails_cleanly(case, tmp_path, lorenz_csv, tiny_config, monkeypatch):
     monkeypatch.chdir(tmp_path)  # so that a stray default runs/ folder would show up here
     cases = _bad_cases(tmp_path, lorenz_csv)
     assert set(cases) == set(BAD_CASES)
@@ -340,8 +411,16 @@ def test_benchmark_bad_input_fails_cleanly(case, tmp_path, lorenz_csv, tiny_conf
 def test_benchmark_out_is_an_existing_file(tmp_path, tiny_config):
     afile = tmp_path / "results"
     afile.write_text("keep me")
-    result = invoke("benchmark", "--config", tiny_config, "--models", "persistence",
-                    "--no-progress", "--out", afile)
+    result = invoke(
+        "benchmark",
+        "--config",
+        tiny_config,
+        "--models",
+        "persistence",
+        "--no-progress",
+        "--out",
+        afile,
+    )
     assert_clean_error(result, "results", "not a folder")
     assert afile.read_text() == "keep me"
     assert [p.name for p in tmp_path.iterdir()] == ["results"]
@@ -359,9 +438,13 @@ def test_models_lists_every_model():
 
 @pytest.mark.parametrize(
     ("command", "words"),
-    [("benchmark", ["--preset", "--models", "--noise", "--out", "--data", "--config",
-                    "--overwrite"]),
-     ("simulate", ["--n-traj", "--steps", "--dt", "--output", "--seed"])],
+    [
+        (
+            "benchmark",
+            ["--preset", "--models", "--noise", "--out", "--data", "--config", "--overwrite"],
+        ),
+        ("simulate", ["--n-traj", "--steps", "--dt", "--output", "--seed"]),
+    ],
 )
 def test_help_explains_the_options(command, words):
     result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})

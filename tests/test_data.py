@@ -3,6 +3,7 @@ splits, autocorrelation. Tiny data made in-process; files go to tmp_path."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -488,7 +489,7 @@ def test_split_by_time_contiguous_ordered_with_gap():
         assert torch.equal(part.x, traj.x[:, starts[k] : stops[k]])
         assert torch.equal(part.t, traj.t[starts[k] : stops[k]])
         assert part.n_trajectories == 2
-    for before, after in zip(parts[:-1], parts[1:], strict=True):
+    for before, after in itertools.pairwise(parts):
         # In time order, and exactly `gap` samples dropped between consecutive parts.
         assert after.t[0] - before.t[-1] == pytest.approx((gap + 1) * DT)
     assert split_by_time(traj, [0.5, 0.5])[1].t[0] == traj.t[50]

@@ -60,18 +60,21 @@ def test_discover_user_file_compares_with_the_named_system(tmp_path):
     assert "metadata" in record["truth"]["source"]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["lorenz99"], "unknown system"),
-    (["lorenz63", "--method", "magic"], "magic"),
-    (["lorenz63", "--library", "poly2+nonsense"], "nonsense"),
-    (["lorenz63", "--preset", "paper"], "not apply"),
-    (["lorenz-embedded", "--method", "fd"], "not apply"),
-    (["lorenz-embedded", "--preset", "huge"], "huge"),
-    (["lorenz63", "--noise", "-0.1"], "--noise"),
-    (["lorenz63", "--data", "missing.h5"], "does not exist"),
-    (["lorenz63", "--data", "x.npy"], "does not exist"),
-    (["lorenz63", "--samples", "3"], "sample"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["lorenz99"], "unknown system"),
+        (["lorenz63", "--method", "magic"], "magic"),
+        (["lorenz63", "--library", "poly2+nonsense"], "nonsense"),
+        (["lorenz63", "--preset", "paper"], "not apply"),
+        (["lorenz-embedded", "--method", "fd"], "not apply"),
+        (["lorenz-embedded", "--preset", "huge"], "huge"),
+        (["lorenz63", "--noise", "-0.1"], "--noise"),
+        (["lorenz63", "--data", "missing.h5"], "does not exist"),
+        (["lorenz63", "--data", "x.npy"], "does not exist"),
+        (["lorenz63", "--samples", "3"], "sample"),
+    ],
+)
 def test_discover_bad_input_is_one_clear_error(tmp_path, args, message):
     out = tmp_path / "run"
     res = runner.invoke(app, ["discover", *args, "--out", str(out)])
@@ -85,8 +88,19 @@ def test_discover_non_finite_file_is_rejected(tmp_path):
     arr[10, 1] = np.nan
     path = tmp_path / "bad.npy"
     np.save(path, arr)
-    res = runner.invoke(app, ["discover", "lorenz63", "--data", str(path), "--data-dt", "0.01",
-                              "--out", str(tmp_path / "run")])
+    res = runner.invoke(
+        app,
+        [
+            "discover",
+            "lorenz63",
+            "--data",
+            str(path),
+            "--data-dt",
+            "0.01",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+    )
     assert res.exit_code == 2 and "non-finite" in res.output
     assert not (tmp_path / "run").exists()
 
@@ -105,9 +119,14 @@ def test_sindy_run_reports_a_blow_up(tmp_path, monkeypatch):
 
     monkeypatch.setattr(SINDy, "fit", fit_then_break)
     data = build_discovery_data(DiscoveryTaskConfig(n_samples=1500, seed=1))
-    record = run_sindy_discovery(data.noisy, {"differentiation": "fd"}, tmp_path,
-                                 config={"command": "discover"}, clean=data.clean,
-                                 log=lambda m: None)
+    record = run_sindy_discovery(
+        data.noisy,
+        {"differentiation": "fd"},
+        tmp_path,
+        config={"command": "discover"},
+        clean=data.clean,
+        log=lambda m: None,
+    )
     blowup = record["simulation"]["blowup"]
     assert blowup is not None and "t" in blowup
     arrays = np.load(tmp_path / "discovery.npz")
@@ -121,11 +140,20 @@ def test_autoencoder_run_folder_and_resume(tmp_path):
 
     torch.manual_seed(0)
     config = sindy_ae.get_preset("quick").replace(
-        n_ics=3, n_val_ics=2, epochs=3, refinement_epochs=1, threshold_every=2, batch_size=128,
-        n_seeds=2, log_every=1, device="cpu")
+        n_ics=3,
+        n_val_ics=2,
+        epochs=3,
+        refinement_epochs=1,
+        threshold_every=2,
+        batch_size=128,
+        n_seeds=2,
+        log_every=1,
+        device="cpu",
+    )
     logs: list[str] = []
-    record = run_autoencoder_discovery(config, [0, 1], tmp_path, config={"command": "discover"},
-                                       progress=False, log=logs.append)
+    record = run_autoencoder_discovery(
+        config, [0, 1], tmp_path, config={"command": "discover"}, progress=False, log=logs.append
+    )
     assert record["n_seeds"] == 2 and len(record["seeds"]) == 2
     assert (tmp_path / "seeds" / "seed-0").is_dir() and (tmp_path / "seeds" / "seed-1").is_dir()
     assert np.asarray(record["best"]["affine_map"]["A"]).shape == (3, 3)
@@ -133,8 +161,9 @@ def test_autoencoder_run_folder_and_resume(tmp_path):
     assert "Seeds" in html and "Loss curves" in html
     # A rerun loads the finished seeds instead of training them again.
     logs.clear()
-    again = run_autoencoder_discovery(config, [0, 1], tmp_path, config={"command": "discover"},
-                                      progress=False, log=logs.append)
+    again = run_autoencoder_discovery(
+        config, [0, 1], tmp_path, config={"command": "discover"}, progress=False, log=logs.append
+    )
     assert sum("loaded" in m for m in logs) == 2
     assert again["best"]["seed"] == record["best"]["seed"]
     assert np.allclose(again["best"]["coefficients"], record["best"]["coefficients"])
@@ -148,18 +177,35 @@ def test_autoencoder_stacks_train_in_parallel_processes(tmp_path):
 
     assert AE_STACK == 5
     config = sindy_ae.get_preset("quick").replace(
-        n_ics=2, n_val_ics=1, epochs=4, refinement_epochs=1, threshold_every=2, batch_size=100,
-        n_seeds=7, log_every=1, device="cpu", compile=False)
+        n_ics=2,
+        n_val_ics=1,
+        epochs=4,
+        refinement_epochs=1,
+        threshold_every=2,
+        batch_size=100,
+        n_seeds=7,
+        log_every=1,
+        device="cpu",
+        compile=False,
+    )
     seeds = list(range(7))
-    record = run_autoencoder_discovery(config, seeds, tmp_path, config={"command": "discover"},
-                                       progress=False, log=lambda m: None, workers=2)
+    record = run_autoencoder_discovery(
+        config,
+        seeds,
+        tmp_path,
+        config={"command": "discover"},
+        progress=False,
+        log=lambda m: None,
+        workers=2,
+    )
     assert [row["seed"] for row in record["seeds"]] == seeds
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         train, val = sindy_ae.make_data(config)
-        alone = (sindy_ae.train_seeds(train, config, seeds[:5], val=val, progress=False)
-                 + sindy_ae.train_seeds(train, config, seeds[5:], val=val, progress=False))
+        alone = sindy_ae.train_seeds(
+            train, config, seeds[:5], val=val, progress=False
+        ) + sindy_ae.train_seeds(train, config, seeds[5:], val=val, progress=False)
     finally:
         torch.set_num_threads(threads)
     for row, mine in zip(record["seeds"], alone):
@@ -172,9 +218,23 @@ def test_autoencoder_worker_failure_is_reported(tmp_path):
     from dynaforge.models import sindy_ae
 
     config = sindy_ae.get_preset("quick").replace(
-        n_ics=2, n_val_ics=1, epochs=2, refinement_epochs=0, threshold_every=2, batch_size=100,
-        lr=1e30, device="cpu", compile=False)
+        n_ics=2,
+        n_val_ics=1,
+        epochs=2,
+        refinement_epochs=0,
+        threshold_every=2,
+        batch_size=100,
+        lr=1e30,
+        device="cpu",
+        compile=False,
+    )
     with pytest.raises(FloatingPointError, match="non-finite"):
-        run_autoencoder_discovery(config, list(range(7)), tmp_path,
-                                  config={"command": "discover"}, progress=False,
-                                  log=lambda m: None, workers=2)
+        run_autoencoder_discovery(
+            config,
+            list(range(7)),
+            tmp_path,
+            config={"command": "discover"},
+            progress=False,
+            log=lambda m: None,
+            workers=2,
+        )

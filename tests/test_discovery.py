@@ -65,21 +65,47 @@ def test_polynomial_transform_values_and_shapes():
 
 def test_fourier_library():
     lib = FourierLibrary(2).fit(("u", "v"))
-    assert lib.names() == ["sin(u)", "cos(u)", "sin(v)", "cos(v)",
-                           "sin(2 u)", "cos(2 u)", "sin(2 v)", "cos(2 v)"]
+    assert lib.names() == [
+        "sin(u)",
+        "cos(u)",
+        "sin(v)",
+        "cos(v)",
+        "sin(2 u)",
+        "cos(2 u)",
+        "sin(2 v)",
+        "cos(2 v)",
+    ]
     x = np.array([0.3, -1.2])
     np.testing.assert_allclose(
         lib.transform(x),
-        [np.sin(0.3), np.cos(0.3), np.sin(-1.2), np.cos(-1.2),
-         np.sin(0.6), np.cos(0.6), np.sin(-2.4), np.cos(-2.4)], rtol=1e-15)
+        [
+            np.sin(0.3),
+            np.cos(0.3),
+            np.sin(-1.2),
+            np.cos(-1.2),
+            np.sin(0.6),
+            np.cos(0.6),
+            np.sin(-2.4),
+            np.cos(-2.4),
+        ],
+        rtol=1e-15,
+    )
 
 
 def test_custom_library_templates_and_errors():
     lib = CustomLibrary(["exp(-x)", "x*sin(y)", "tanh({})"]).fit(XYZ)
     assert lib.names() == ["exp(-x)", "x*sin(y)", "tanh(x)", "tanh(y)", "tanh(z)"]
     x = np.array([[0.5, 1.0, -2.0], [1.5, -0.5, 0.0]])
-    expected = np.stack([np.exp(-x[:, 0]), x[:, 0] * np.sin(x[:, 1]), np.tanh(x[:, 0]),
-                         np.tanh(x[:, 1]), np.tanh(x[:, 2])], axis=-1)
+    expected = np.stack(
+        [
+            np.exp(-x[:, 0]),
+            x[:, 0] * np.sin(x[:, 1]),
+            np.tanh(x[:, 0]),
+            np.tanh(x[:, 1]),
+            np.tanh(x[:, 2]),
+        ],
+        axis=-1,
+    )
     np.testing.assert_allclose(lib.transform(x), expected, rtol=1e-14)
     with pytest.raises(ValueError, match="w.*not a state name"):
         CustomLibrary(["exp(w)"]).fit(XYZ)
@@ -104,9 +130,19 @@ def test_concat_drops_duplicates_and_tensor_forms_products():
     assert square.n_terms == 6
 
 
-@pytest.mark.parametrize("spec", ["poly3", "poly2-noconst", "fourier2", "poly2+fourier1",
-                                  "poly1*fourier1", "custom:exp(-x);tanh({})",
-                                  "poly2+(custom:x*sin(y)+1)", "(custom:exp(-x))*poly1+poly2"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "poly3",
+        "poly2-noconst",
+        "fourier2",
+        "poly2+fourier1",
+        "poly1*fourier1",
+        "custom:exp(-x);tanh({})",
+        "poly2+(custom:x*sin(y)+1)",
+        "(custom:exp(-x))*poly1+poly2",
+    ],
+)
 def test_spec_round_trip(spec):
     lib = parse_library(spec).fit(XYZ)
     again = parse_library(lib.spec()).fit(XYZ)
@@ -116,8 +152,9 @@ def test_spec_round_trip(spec):
     np.testing.assert_array_equal(again.transform(x), lib.transform(x))
 
 
-@pytest.mark.parametrize("spec", ["poly", "poly0", "fourier0", "legendre3", "poly2+", "(poly2",
-                                  "custom:", ""])
+@pytest.mark.parametrize(
+    "spec", ["poly", "poly0", "fourier0", "legendre3", "poly2+", "(poly2", "custom:", ""]
+)
 def test_bad_library_specs(spec):
     with pytest.raises(ValueError, match="library"):
         parse_library(spec)
@@ -253,8 +290,10 @@ def test_weak_form_automatic_width_grows_with_noise():
     data = build_discovery_data(DiscoveryTaskConfig(n_samples=3000, noise=0.0, seed=1))
     x = data.clean.x.numpy()
     rng = np.random.default_rng(0)
-    widths = [WeakForm().describe(x + eta * 8 * rng.standard_normal(x.shape))["half_width"]
-              for eta in (0.0, 0.01, 0.1)]
+    widths = [
+        WeakForm().describe(x + eta * 8 * rng.standard_normal(x.shape))["half_width"]
+        for eta in (0.0, 0.01, 0.1)
+    ]
     assert widths[0] < widths[1] < widths[2]
     with pytest.raises(ValueError, match="too short"):
         WeakForm(half_width=100).build(x[:, :150], 0.002, PolynomialLibrary(1).fit(XYZ).transform)
@@ -401,8 +440,11 @@ def test_discovery_data_recipe():
 
 
 def test_noise_sweep_rows():
-    rows = noise_sweep([0.0, 0.01], [0], {"differentiation": "fd"},
-                       DiscoveryTaskConfig(n_samples=2000))
+    rows = noise_sweep(
+        [0.0, 0.01], [0], {"differentiation": "fd"}, DiscoveryTaskConfig(n_samples=2000)
+    )
     assert len(rows) == 2
-    assert {"noise", "seed", "exact_support", "max_rel_error", "n_terms", "fit_time_s"} <= set(rows[0])
+    assert {"noise", "seed", "exact_support", "max_rel_error", "n_terms", "fit_time_s"} <= set(
+        rows[0]
+    )
     assert rows[0]["exact_support"] and rows[0]["max_rel_error"] < 5e-3

@@ -11,12 +11,14 @@ from dynaforge import metrics
 def test_vpt_hand_made():
     # Error crosses 0.4 after the 3rd step of the first forecast; never for the second;
     # immediately for the third; NaN (diverged) at step 2 for the fourth.
-    nrmse = np.array([
-        [0.1, 0.2, 0.3, 0.5, 0.1],
-        [0.1, 0.1, 0.1, 0.1, 0.1],
-        [0.9, 0.1, 0.1, 0.1, 0.1],
-        [0.1, np.nan, 0.1, 0.1, 0.1],
-    ])
+    nrmse = np.array(
+        [
+            [0.1, 0.2, 0.3, 0.5, 0.1],
+            [0.1, 0.1, 0.1, 0.1, 0.1],
+            [0.9, 0.1, 0.1, 0.1, 0.1],
+            [0.1, np.nan, 0.1, 0.1, 0.1],
+        ]
+    )
     vpt = metrics.valid_prediction_time(nrmse, dt=0.5, time_scale=2.0, eps=0.4)
     np.testing.assert_allclose(vpt, [3 * 0.5 / 2, 5 * 0.5 / 2, 0.0, 0.25])
     # A threshold of 0.3 counts an error of exactly 0.3 as valid.

@@ -19,8 +19,14 @@ TINY = {
     "ngrc": {},
     "lstm": {"hidden_size": 8, "num_layers": 2, "context_length": 6, "train": TINY_TRAIN},
     "gru": {"hidden_size": 8, "num_layers": 2, "context_length": 6, "train": TINY_TRAIN},
-    "transformer": {"d_model": 8, "nhead": 2, "num_layers": 1, "dim_feedforward": 16,
-                    "context_length": 6, "train": TINY_TRAIN},
+    "transformer": {
+        "d_model": 8,
+        "nhead": 2,
+        "num_layers": 1,
+        "dim_feedforward": 16,
+        "context_length": 6,
+        "train": TINY_TRAIN,
+    },
     "mlp": {"hidden_size": 16, "num_layers": 2, "context_length": 3, "train": TINY_TRAIN},
     "rk4": {},
     "persistence": {},
@@ -34,8 +40,10 @@ def test_conformance_list_covers_registry():
 
 @pytest.fixture(scope="module")
 def fitted(tiny_lorenz, tiny_lorenz_val):
-    return {name: create_model(name, **params).fit(tiny_lorenz, tiny_lorenz_val)
-            for name, params in TINY.items()}
+    return {
+        name: create_model(name, **params).fit(tiny_lorenz, tiny_lorenz_val)
+        for name, params in TINY.items()
+    }
 
 
 def _context(traj: Trajectories, length: int = 30) -> torch.Tensor:
@@ -69,8 +77,9 @@ def test_save_load_identical(name, fitted, tiny_lorenz_val, tmp_path):
 def test_same_seed_same_numbers(name, fitted, tiny_lorenz, tiny_lorenz_val):
     again = create_model(name, **TINY[name]).fit(tiny_lorenz, tiny_lorenz_val)
     ctx = _context(tiny_lorenz_val)
-    torch.testing.assert_close(again.forecast(ctx, 5), fitted[name].forecast(ctx, 5),
-                               rtol=0, atol=0)
+    torch.testing.assert_close(
+        again.forecast(ctx, 5), fitted[name].forecast(ctx, 5), rtol=0, atol=0
+    )
 
 
 @pytest.mark.parametrize("name", list(TINY))
@@ -101,8 +110,9 @@ def test_unknown_model_name():
         create_model("esn", reservoir=5)
 
 
-@pytest.mark.parametrize("name", [n for n, c in MODELS.items()
-                                  if issubclass(c, AbstractNeuralForecaster)])
+@pytest.mark.parametrize(
+    "name", [n for n, c in MODELS.items() if issubclass(c, AbstractNeuralForecaster)]
+)
 def test_every_parameter_gets_a_gradient(name, fitted):
     model = fitted[name]
     module = model.module_
@@ -159,18 +169,24 @@ def test_ngrc_recovers_a_linear_map():
     x = [torch.tensor([[1.0, 0.0], [0.0, 2.0]], dtype=torch.float64)]
     for _ in range(200):
         x.append(x[-1] @ a.T)
-    traj = Trajectories(t=torch.arange(201) * 0.1, x=torch.stack(x, dim=1),
-                        state_names=("a", "b"), metadata={})
+    traj = Trajectories(
+        t=torch.arange(201) * 0.1, x=torch.stack(x, dim=1), state_names=("a", "b"), metadata={}
+    )
     model = create_model("ngrc", delays=1, degree=1, ridge=0.0).fit(traj)
     ctx = traj.x[:, 150:151]
-    expected = torch.stack([ctx[:, 0] @ torch.linalg.matrix_power(a, k).T for k in range(1, 6)],
-                           dim=1)
+    expected = torch.stack(
+        [ctx[:, 0] @ torch.linalg.matrix_power(a, k).T for k in range(1, 6)], dim=1
+    )
     torch.testing.assert_close(model.forecast(ctx, 5), expected, rtol=1e-8, atol=1e-10)
 
 
 def test_ngrc_too_many_features_for_data():
-    traj = Trajectories(t=torch.arange(10) * 0.1, x=torch.randn(1, 10, 3, dtype=torch.float64),
-                        state_names=("x", "y", "z"), metadata={})
+    traj = Trajectories(
+        t=torch.arange(10) * 0.1,
+        x=torch.randn(1, 10, 3, dtype=torch.float64),
+        state_names=("x", "y", "z"),
+        metadata={},
+    )
     with pytest.raises(ValueError, match="cannot determine"):
         create_model("ngrc", delays=3, degree=3).fit(traj)
 

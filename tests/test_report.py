@@ -18,8 +18,8 @@ from dynaforge.report import (
     plot_autocorrelation,
     plot_error_growth,
     plot_leaderboard_bars,
-    plot_trajectories,
     plot_training_curves,
+    plot_trajectories,
     plot_vpt_distributions,
     save_figure,
 )
@@ -34,9 +34,23 @@ MODELS = {
     "rk4": {"kind": "baseline", "vpt": (5.0, 4.5, 5.5)},
     "gru": {"kind": "learned", "vpt": (0.5, 0.2, 0.9)},
 }
-HEADER = ("rank,model,kind,vpt_median,vpt_q25,vpt_q75,vpt_0.3_median,vpt_0.5_median,one_step_nmse,"
-          "climate_distance,on_attractor,diverged_fraction,train_time_s,forecast_time_per_step_s,"
-          "n_parameters").split(",")
+HEADER = [
+    "rank",
+    "model",
+    "kind",
+    "vpt_median",
+    "vpt_q25",
+    "vpt_q75",
+    "vpt_0.3_median",
+    "vpt_0.5_median",
+    "one_step_nmse",
+    "climate_distance",
+    "on_attractor",
+    "diverged_fraction",
+    "train_time_s",
+    "forecast_time_per_step_s",
+    "n_parameters",
+]
 
 
 def assert_png(path: Path) -> None:
@@ -67,26 +81,50 @@ def write_run(run: Path, *, optional: bool = True) -> Path:
         for eps in EPS_LIST:
             scale = eps / 0.4
             values = rng.normal(med * scale, 0.5, size=B).clip(0)
-            vpt[str(eps)] = {"median": med * scale, "q25": q25 * scale, "q75": q75 * scale,
-                             "values": values.tolist()}
+            vpt[str(eps)] = {
+                "median": med * scale,
+                "q25": q25 * scale,
+                "q75": q75 * scale,
+                "values": values.tolist(),
+            }
         models[name] = {
-            "kind": spec["kind"], "vpt": vpt, "one_step_nmse": 1.2e-8 * (i + 1),
-            "climate_distance": 0.03 * (i + 1), "on_attractor": name != "gru",
+            "kind": spec["kind"],
+            "vpt": vpt,
+            "one_step_nmse": 1.2e-8 * (i + 1),
+            "climate_distance": 0.03 * (i + 1),
+            "on_attractor": name != "gru",
             "diverged_fraction": 0.4 if name == "gru" else 0.0,
             "train_time_s": 0.0 if spec["kind"] == "baseline" else 12.3 * (i + 1),
-            "forecast_time_per_step_s": 1.1e-5, "n_parameters": 0 if name == "rk4" else 6003,
+            "forecast_time_per_step_s": 1.1e-5,
+            "n_parameters": 0 if name == "rk4" else 6003,
         }
         if spec["kind"] == "learned":
             loss = 0.1 / np.arange(1, 6)
-            models[name]["history"] = {"epoch": list(range(1, 6)), "train_loss": loss.tolist(),
-                                       "val_loss": (1.5 * loss).tolist()}
+            models[name]["history"] = {
+                "epoch": list(range(1, 6)),
+                "train_loss": loss.tolist(),
+                "val_loss": (1.5 * loss).tolist(),
+            }
     metrics = {
-        "task": {"name": "lorenz63", "system": "lorenz63", "dt": 0.04, "lyapunov_time": 1.1038,
-                 "state_names": ["x", "y", "z"], "n_test": B, "horizon_steps": H,
-                 "context_steps": L, "noise": 0.0, "train_points": 600,
-                 "truth": "DOP853 rtol=atol=1e-12", "eps_default": 0.4, "eps_list": EPS_LIST,
-                 "preset": "quick"},
-        "models": models, "dynaforge_version": "0.1.0", "created": "2026-11-22T13:00:00Z",
+        "task": {
+            "name": "lorenz63",
+            "system": "lorenz63",
+            "dt": 0.04,
+            "lyapunov_time": 1.1038,
+            "state_names": ["x", "y", "z"],
+            "n_test": B,
+            "horizon_steps": H,
+            "context_steps": L,
+            "noise": 0.0,
+            "train_points": 600,
+            "truth": "DOP853 rtol=atol=1e-12",
+            "eps_default": 0.4,
+            "eps_list": EPS_LIST,
+            "preset": "quick",
+        },
+        "models": models,
+        "dynaforge_version": "0.1.0",
+        "created": "2026-11-22T13:00:00Z",
         "elapsed_s": 250.0,
     }
     (run / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
@@ -98,39 +136,64 @@ def write_run(run: Path, *, optional: bool = True) -> Path:
         w.writerow(HEADER)
         for rank, (name, m) in enumerate(models.items(), start=1):
             v = m["vpt"]
-            w.writerow([rank, name, m["kind"], v["0.4"]["median"], v["0.4"]["q25"],
-                        v["0.4"]["q75"], v["0.3"]["median"], v["0.5"]["median"],
-                        m["one_step_nmse"], m["climate_distance"], m["on_attractor"],
-                        m["diverged_fraction"], m["train_time_s"],
-                        m["forecast_time_per_step_s"], m["n_parameters"]])
+            w.writerow(
+                [
+                    rank,
+                    name,
+                    m["kind"],
+                    v["0.4"]["median"],
+                    v["0.4"]["q25"],
+                    v["0.4"]["q75"],
+                    v["0.3"]["median"],
+                    v["0.5"]["median"],
+                    m["one_step_nmse"],
+                    m["climate_distance"],
+                    m["on_attractor"],
+                    m["diverged_fraction"],
+                    m["train_time_s"],
+                    m["forecast_time_per_step_s"],
+                    m["n_parameters"],
+                ]
+            )
 
     full = fake_trajectory(rng, B, steps=L + H)
     truth, context = full[:, L:], full[:, :L]
     t = np.arange(1, H + 1) * 0.04 / 1.1038
-    arrays = {"t": t, "truth": truth, "context": context,
-              "climate_truth": fake_trajectory(rng, C, steps=HC)}
+    arrays = {
+        "t": t,
+        "truth": truth,
+        "context": context,
+        "climate_truth": fake_trajectory(rng, C, steps=HC),
+    }
     for name in MODELS:
         growth = 1e-3 * np.exp(t * (1.0 if name != "gru" else 6.0))
         pred = truth + rng.normal(size=truth.shape) * growth[None, :, None]
         nrmse = np.abs(rng.normal(size=(B, H))) * growth[None, :]
         climate = arrays["climate_truth"] + rng.normal(size=(C, HC, D))
         if name == "gru":  # a diverging model: huge values, inf and NaN
-            pred[:, H // 2:] = 1e30
+            pred[:, H // 2 :] = 1e30
             pred[0, -5:] = np.inf
             pred[1, -5:] = np.nan
-            nrmse[:, H // 2:] = np.inf
+            nrmse[:, H // 2 :] = np.inf
             nrmse[2, -3:] = np.nan
-            climate[:, HC // 3:] = np.nan
+            climate[:, HC // 3 :] = np.nan
         arrays[f"pred__{name}"] = pred
         arrays[f"nrmse__{name}"] = nrmse
         arrays[f"climate__{name}"] = climate
     np.savez(run / "predictions.npz", **arrays)
 
     lag = np.arange(60)
-    np.savez(run / "acf.npz", lag=lag, acf=np.exp(-lag[:, None] / np.array([10.0, 12.0, 20.0])),
-             chosen_context=np.array(L))
-    config = {"task": "lorenz63", "models": {"esn": {"reservoir": 500}},
-              "note": "<script>alert(1)</script>"}
+    np.savez(
+        run / "acf.npz",
+        lag=lag,
+        acf=np.exp(-lag[:, None] / np.array([10.0, 12.0, 20.0])),
+        chosen_context=np.array(L),
+    )
+    config = {
+        "task": "lorenz63",
+        "models": {"esn": {"reservoir": 500}},
+        "note": "<script>alert(1)</script>",
+    }
     (run / "config.json").write_text(json.dumps(config), encoding="utf-8")
     return run
 
@@ -140,8 +203,8 @@ def referenced_images(page: str) -> list[str]:
 
 
 def leaderboard_models(page: str) -> list[str]:
-    table = page[page.index('<table class="leaderboard"'):]
-    table = table[:table.index("</table>")]
+    table = page[page.index('<table class="leaderboard"') :]
+    table = table[: table.index("</table>")]
     return re.findall(r'<td class="model">([^<]*)</td>', table)
 
 
@@ -157,9 +220,14 @@ def test_full_report(run_dir: Path) -> None:
 
     figures = sorted((run_dir / "figures").glob("*.png"))
     names = {f.name for f in figures}
-    expected = {"vpt_distribution.png", "leaderboard_bars.png", "error_growth.png",
-                "training_curves.png", "autocorrelation.png",
-                *(f"attractor_{m}.png" for m in MODELS)}
+    expected = {
+        "vpt_distribution.png",
+        "leaderboard_bars.png",
+        "error_growth.png",
+        "training_curves.png",
+        "autocorrelation.png",
+        *(f"attractor_{m}.png" for m in MODELS),
+    }
     assert expected <= names
     assert len([n for n in names if n.startswith("trajectories_sample")]) == 3
     for f in figures:
@@ -176,8 +244,8 @@ def test_full_report(run_dir: Path) -> None:
     assert "6,003" in page
     assert '<td class="num">11</td>' in page  # 1.1e-5 s per step = 11 µs
     # Summary: best model, learned models beating RK4, truth solver.
-    summary = page[page.index('<p class="summary">'):]
-    summary = summary[:summary.index("</p>")]
+    summary = page[page.index('<p class="summary">') :]
+    summary = summary[: summary.index("</p>")]
     assert "by esn" in summary and "1 of 2 learned models beat the RK4 baseline" in summary
     assert "DOP853" in summary
     # Config pretty-printed in a collapsible block, escaped.
@@ -195,8 +263,9 @@ def test_rebuild_is_idempotent(run_dir: Path) -> None:
     assert first == second
 
 
-@pytest.mark.parametrize("missing", ["leaderboard.csv", "predictions.npz", "acf.npz",
-                                     "config.json"])
+@pytest.mark.parametrize(
+    "missing", ["leaderboard.csv", "predictions.npz", "acf.npz", "config.json"]
+)
 def test_missing_optional_file_is_skipped(run_dir: Path, missing: str) -> None:
     (run_dir / missing).unlink()
     page = build_report(run_dir).read_text(encoding="utf-8")
@@ -204,8 +273,7 @@ def test_missing_optional_file_is_skipped(run_dir: Path, missing: str) -> None:
     refs = referenced_images(page)
     assert all((run_dir / r).is_file() for r in refs)
     if missing == "predictions.npz":
-        assert not any("trajectories" in r or "error_growth" in r or "attractor" in r
-                       for r in refs)
+        assert not any("trajectories" in r or "error_growth" in r or "attractor" in r for r in refs)
     if missing == "acf.npz":
         assert "figures/autocorrelation.png" not in refs
     if missing == "config.json":
@@ -217,8 +285,11 @@ def test_metrics_only(tmp_path: Path) -> None:
     page = build_report(run).read_text(encoding="utf-8")
     assert leaderboard_models(page) == ["esn", "rk4", "gru"]  # sorted from metrics.json
     refs = referenced_images(page)
-    assert set(refs) == {"figures/vpt_distribution.png", "figures/leaderboard_bars.png",
-                         "figures/training_curves.png"}
+    assert set(refs) == {
+        "figures/vpt_distribution.png",
+        "figures/leaderboard_bars.png",
+        "figures/training_curves.png",
+    }
     for r in refs:
         assert_png(run / r)
 
@@ -281,19 +352,33 @@ def test_plots_survive_non_finite_values(tmp_path: Path) -> None:
     bad[:, 5:10] = 1e300
     all_nan = np.full_like(truth, np.nan)
     figs = [
-        plot_trajectories(t, truth, {"good": truth + 0.1, "bad": bad, "nan": all_nan},
-                          sample=1, state_names=["x", "y", "z"],
-                          vpts={"good": 2.0, "bad": float("nan")}, context=truth[:, :5]),
-        plot_error_growth(t, {"ok": np.abs(rng.normal(size=(3, 30))),
-                              "inf": np.full((3, 30), np.inf),
-                              "nan": np.full((3, 30), np.nan), "zero": np.zeros((3, 30))}),
+        plot_trajectories(
+            t,
+            truth,
+            {"good": truth + 0.1, "bad": bad, "nan": all_nan},
+            sample=1,
+            state_names=["x", "y", "z"],
+            vpts={"good": 2.0, "bad": float("nan")},
+            context=truth[:, :5],
+        ),
+        plot_error_growth(
+            t,
+            {
+                "ok": np.abs(rng.normal(size=(3, 30))),
+                "inf": np.full((3, 30), np.inf),
+                "nan": np.full((3, 30), np.nan),
+                "zero": np.zeros((3, 30)),
+            },
+        ),
         plot_attractor(truth[0], bad[0], "bad"),
         plot_attractor(truth[0], all_nan[0], "all nan"),
         plot_vpt_distributions({"a": [1.0, 2.0, np.nan], "b": [np.inf], "c": [3.0]}),
-        plot_training_curves({"m": {"train_loss": [1.0, 0.0, np.nan, 0.1]},
-                              "empty": {"epoch": [], "train_loss": []}}),
-        plot_leaderboard_bars(["a", "b"], [2.0, np.nan], [1.0, np.nan], [3.0, np.nan],
-                              kinds=["learned", "baseline"]),
+        plot_training_curves(
+            {"m": {"train_loss": [1.0, 0.0, np.nan, 0.1]}, "empty": {"epoch": [], "train_loss": []}}
+        ),
+        plot_leaderboard_bars(
+            ["a", "b"], [2.0, np.nan], [1.0, np.nan], [3.0, np.nan], kinds=["learned", "baseline"]
+        ),
         plot_autocorrelation(np.arange(10), np.linspace(1, 0, 10), chosen=None),
     ]
     for i, fig in enumerate(figs):
@@ -303,8 +388,9 @@ def test_plots_survive_non_finite_values(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.tmp"))
 
 
-@pytest.mark.parametrize(("dim", "name"), [(1, "rectilinear"), (2, "rectilinear"),
-                                           (3, "3d"), (5, "rectilinear")])
+@pytest.mark.parametrize(
+    ("dim", "name"), [(1, "rectilinear"), (2, "rectilinear"), (3, "3d"), (5, "rectilinear")]
+)
 def test_attractor_projection(dim: int, name: str) -> None:
     x = np.random.default_rng(2).normal(size=(50, dim))
     fig = plot_attractor(x, x + 0.1, "t")

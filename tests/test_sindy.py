@@ -63,8 +63,9 @@ def test_weak_form_recovers_lorenz_at_five_percent_noise(noisy):
 
 
 def test_several_trajectories_at_once():
-    data = build_discovery_data(DiscoveryTaskConfig(n_samples=4000, n_trajectories=4,
-                                                    noise=0.01, seed=7))
+    data = build_discovery_data(
+        DiscoveryTaskConfig(n_samples=4000, n_trajectories=4, noise=0.01, seed=7)
+    )
     model = SINDy().fit(data.noisy)
     assert coefficient_errors(model.coefficients_, data.true_coefficients)["exact_support"]
 
@@ -176,8 +177,7 @@ def test_save_load_round_trip(weak_model, tmp_path, clean):
     x = clean.clean.x.numpy()[0, :50]
     np.testing.assert_array_equal(loaded.predict(x), weak_model.predict(x))
     ctx = clean.clean.x[:, :20]
-    torch.testing.assert_close(loaded.forecast(ctx, 5), weak_model.forecast(ctx, 5),
-                               rtol=0, atol=0)
+    torch.testing.assert_close(loaded.forecast(ctx, 5), weak_model.forecast(ctx, 5), rtol=0, atol=0)
 
 
 def test_registry_and_params_are_json_ready():

@@ -35,14 +35,23 @@ from dynaforge.systems.embeddings import (
     legendre_modes,
 )
 
-TINY = SindyAEConfig(widths=(16, 8), epochs=6, refinement_epochs=3, threshold_every=2,
-                     batch_size=64, lr=1e-3, n_ics=4, n_val_ics=2, n_seeds=2, log_every=2)
+TINY = SindyAEConfig(
+    widths=(16, 8),
+    epochs=6,
+    refinement_epochs=3,
+    threshold_every=2,
+    batch_size=64,
+    lr=1e-3,
+    n_ics=4,
+    n_val_ics=2,
+    n_seeds=2,
+    log_every=2,
+)
 
 
 @pytest.fixture(scope="module")
 def tiny_data():
-    return (embedded_lorenz_data(4, steps=60, seed=0),
-            embedded_lorenz_data(2, steps=60, seed=1))
+    return (embedded_lorenz_data(4, steps=60, seed=0), embedded_lorenz_data(2, steps=60, seed=1))
 
 
 @pytest.fixture(scope="module")
@@ -100,16 +109,23 @@ def test_true_coefficients_reproduce_the_latent_derivatives():
 
 
 def test_polynomial_features_values_and_order():
-    terms, names = polynomial_terms(3, 3, include_constant=True)
-    assert terms == [()] + [t for k in (1, 2, 3)
-                            for t in itertools.combinations_with_replacement(range(3), k)]
+    terms, _names = polynomial_terms(3, 3, include_constant=True)
+    assert terms == [()] + [
+        t for k in (1, 2, 3) for t in itertools.combinations_with_replacement(range(3), k)
+    ]
     z = torch.randn(7, 3, dtype=torch.float64)
     theta = PolynomialFeatures(3, 3, True)(z)
-    expected = torch.stack([z[:, list(t)].prod(-1) if t else torch.ones(7, dtype=z.dtype)
-                            for t in terms], -1)
+    expected = torch.stack(
+        [z[:, list(t)].prod(-1) if t else torch.ones(7, dtype=z.dtype) for t in terms], -1
+    )
     torch.testing.assert_close(theta, expected)
-    assert polynomial_terms(2, 2, include_constant=False)[1] == ["z1", "z2", "z1^2", "z1 z2",
-                                                                 "z2^2"]
+    assert polynomial_terms(2, 2, include_constant=False)[1] == [
+        "z1",
+        "z2",
+        "z1^2",
+        "z1 z2",
+        "z2^2",
+    ]
 
 
 # -- network ------------------------------------------------------------------------------------
@@ -131,7 +147,7 @@ def test_jvp_latent_derivative_matches_finite_differences_along_dx():
     torch.testing.assert_close(dz, fd, rtol=1e-6, atol=1e-8)
     # and the decoder's JVP along a latent direction
     v = torch.randn(1, 10, 3, dtype=torch.float64)
-    xh, dxh = net.decode_with_derivative(z, v)
+    _xh, dxh = net.decode_with_derivative(z, v)
     with torch.no_grad():
         fd = (net.decoder(z + h * v) - net.decoder(z - h * v)) / (2 * h)
     torch.testing.assert_close(dxh, fd, rtol=1e-6, atol=1e-8)
@@ -148,13 +164,20 @@ def test_loss_terms_by_hand_and_gradients_reach_every_parameter():
     xi = net.masked_coefficients()
     dzs = PolynomialFeatures(3, 3)(z) @ xi
     xh, dxh = net.decode_with_derivative(z, dzs)
-    expected = torch.stack([((xh - x) ** 2).mean(), ((dxh - dx) ** 2).mean(),
-                            ((dzs - dz) ** 2).mean(), xi.abs().mean()])
+    expected = torch.stack(
+        [
+            ((xh - x) ** 2).mean(),
+            ((dxh - dx) ** 2).mean(),
+            ((dzs - dz) ** 2).mean(),
+            xi.abs().mean(),
+        ]
+    )
     torch.testing.assert_close(terms[0, 1:], expected)
     torch.testing.assert_close(terms[0, 0], (expected * w).sum())
     # skipping the encoder JVP changes only the sindy_z term
-    fast = net.losses(x, dx, w * torch.tensor([1, 1, 0, 1.0], dtype=torch.float64),
-                      need_sindy_z=False)
+    fast = net.losses(
+        x, dx, w * torch.tensor([1, 1, 0, 1.0], dtype=torch.float64), need_sindy_z=False
+    )
     torch.testing.assert_close(fast[0, 1:3], expected[:2])
     terms[0, 0].backward()
     for name, p in net.named_parameters():
@@ -168,7 +191,7 @@ def test_stacked_models_equal_the_same_models_alone():
     w = torch.tensor([1.0, 1e-3, 1e-3, 1e-5], dtype=torch.float64)
     together = stacked.losses(x, dx, w)
     for s, single in enumerate(stacked.split()):
-        alone = single.losses(x[s:s + 1], dx[s:s + 1], w)
+        alone = single.losses(x[s : s + 1], dx[s : s + 1], w)
         torch.testing.assert_close(alone[0], together[s])
         # model s of a stack starts from the same weights as a model built alone from seed 5+s
         fresh = _net(seed=5 + s)
@@ -193,7 +216,6 @@ def test_thresholding_masks_coefficients_for_good():
     assert (net.masked_coefficients()[~before] == 0).all()
 
 
-
 def test_normalized_sparsity_is_invariant_to_rescaling_a_latent_coordinate():
     g = torch.Generator().manual_seed(2)
     lib = PolynomialFeatures(3, 3)
@@ -208,7 +230,8 @@ def test_normalized_sparsity_is_invariant_to_rescaling_a_latent_coordinate():
     torch.testing.assert_close(torch.bmm(lib(z_scaled), xi_scaled[None]), rhs * scale)
     share = xi.abs() * SindyAutoencoderNet.term_scales(lib(z), rhs)
     share_scaled = xi_scaled.abs() * SindyAutoencoderNet.term_scales(
-        lib(z_scaled), torch.bmm(lib(z_scaled), xi_scaled[None]))
+        lib(z_scaled), torch.bmm(lib(z_scaled), xi_scaled[None])
+    )
     torch.testing.assert_close(share_scaled, share)  # the normalised magnitude is invariant
     assert not torch.allclose(xi_scaled.abs(), xi.abs())  # the raw one is not
 
@@ -247,7 +270,8 @@ def test_training_history_thresholding_schedule_and_refinement(tiny_results):
     assert r.val_history["epoch"] == [2, 4, 6, 8, 9]
     assert set(r.val_losses) == {"total", "decoder", "sindy_x", "sindy_z", "regularization"}
     assert r.val_losses["total"] == pytest.approx(
-        r.val_losses["decoder"] + 1e-4 * r.val_losses["sindy_x"], rel=1e-6)
+        r.val_losses["decoder"] + 1e-4 * r.val_losses["sindy_x"], rel=1e-6
+    )
     # the decoder learns something in 9 short epochs
     assert r.history["decoder"][-1] < r.history["decoder"][0]
 
@@ -283,7 +307,8 @@ def test_save_load_round_trip(tmp_path, tiny_data, tiny_results):
     np.testing.assert_array_equal(back.encode(val.x), r.encode(val.x))
     np.testing.assert_array_equal(back.decode(r.encode(val.x[0])), r.decode(r.encode(val.x[0])))
     assert back.history == r.history or all(  # NaN != NaN: compare the NaN column separately
-        np.allclose(back.history[k], r.history[k], equal_nan=True) for k in r.history)
+        np.allclose(back.history[k], r.history[k], equal_nan=True) for k in r.history
+    )
     assert back.val_losses == r.val_losses and back.seed == r.seed and back.config == r.config
     torch.testing.assert_close(back.net.mask, r.net.mask)
     with pytest.raises(FileNotFoundError, match="no saved SINDy autoencoder"):
@@ -317,8 +342,9 @@ def test_select_best_by_validation_loss(tiny_results):
     worse = dataclasses.replace(a, val_losses={**a.val_losses, "total": float("nan")})
     assert select_best([worse, b]) is b
     data = embedded_lorenz_data(1, steps=2)
-    lorenz = dataclasses.replace(a, coefficients=data.true_coefficients,
-                                 val_losses={**a.val_losses, "total": 1e9})
+    lorenz = dataclasses.replace(
+        a, coefficients=data.true_coefficients, val_losses={**a.val_losses, "total": 1e9}
+    )
     assert select_best([lorenz, b]) is b
     assert select_best([lorenz, b], require_lorenz=True) is lorenz
     with pytest.raises(ValueError, match="no results"):
@@ -338,12 +364,24 @@ def test_evaluate_losses_matches_batch_losses(tiny_data, tiny_results):
 # -- configuration and errors ------------------------------------------------------------------
 def test_presets():
     paper = get_preset("paper")
-    assert (paper.epochs, paper.refinement_epochs, paper.batch_size, paper.lr) == (5001, 1001,
-                                                                                   1024, 1e-3)
+    assert (paper.epochs, paper.refinement_epochs, paper.batch_size, paper.lr) == (
+        5001,
+        1001,
+        1024,
+        1e-3,
+    )
     assert (paper.threshold, paper.threshold_every, paper.widths, paper.activation) == (
-        0.1, 500, (64, 32), "sigmoid")
-    assert (paper.loss_decoder, paper.loss_sindy_z, paper.loss_sindy_x,
-            paper.loss_regularization) == (1.0, 0.0, 1e-4, 1e-5)
+        0.1,
+        500,
+        (64, 32),
+        "sigmoid",
+    )
+    assert (
+        paper.loss_decoder,
+        paper.loss_sindy_z,
+        paper.loss_sindy_x,
+        paper.loss_regularization,
+    ) == (1.0, 0.0, 1e-4, 1e-5)
     assert (paper.n_ics, paper.n_val_ics, paper.noise) == (1024, 20, 1e-6)
     assert set(PRESETS) == {"quick", "paper"}
     with pytest.raises(ValueError, match="unknown preset 'fast'"):
@@ -372,8 +410,14 @@ def test_preconditioned_first_step_moves_every_share_equally():
     # The first step from the same weights and batch has the same Adam step; preconditioning
     # multiplies each coefficient's step by g / s_ij, so every share |ΔΞ_ij| s_ij moves alike.
     data = embedded_lorenz_data(1, steps=64, seed=5)
-    cfg = TINY.replace(epochs=1, refinement_epochs=0, batch_size=64, threshold_every=50,
-                       dtype="float64", precondition_coefficients=True)
+    cfg = TINY.replace(
+        epochs=1,
+        refinement_epochs=0,
+        batch_size=64,
+        threshold_every=50,
+        dtype="float64",
+        precondition_coefficients=True,
+    )
     x = torch.as_tensor(data.flat()[0])[None]
     net0 = SindyAutoencoderNet(x.shape[2], cfg, [torch.Generator().manual_seed(9)]).double()
     scales = net0.sparsity_scales(x)
@@ -382,8 +426,12 @@ def test_preconditioned_first_step_moves_every_share_equally():
     assert factors.max() / factors.min() > 10  # the terms' scales differ a lot at the start
     start = net0.coefficients[0].detach().numpy()  # (P, d)
     step = train_seeds(data, cfg, [9], progress=False)[0].coefficients.T - start
-    plain = train_seeds(data, cfg.replace(precondition_coefficients=False), [9],
-                        progress=False)[0].coefficients.T - start
+    plain = (
+        train_seeds(data, cfg.replace(precondition_coefficients=False), [9], progress=False)[
+            0
+        ].coefficients.T
+        - start
+    )
     assert np.all(plain != 0)
     np.testing.assert_allclose(step, plain * factors[0].numpy(), rtol=1e-9)
     assert not get_preset("paper").precondition_coefficients
@@ -398,8 +446,9 @@ def test_center_latents_gives_zero_mean_latent_states():
     net.center_latents_(x)
     after = net.encoder(x)
     torch.testing.assert_close(after.mean(dim=1), torch.zeros(2, 3), atol=1e-6, rtol=0)
-    torch.testing.assert_close(after - after.mean(dim=1, keepdim=True),
-                               before - before.mean(dim=1, keepdim=True))  # only a shift
+    torch.testing.assert_close(
+        after - after.mean(dim=1, keepdim=True), before - before.mean(dim=1, keepdim=True)
+    )  # only a shift
     assert not get_preset("paper").center_latent_init
 
 
@@ -414,19 +463,23 @@ def test_learning_rate_schedule():
     assert regularization_at(paper, 0) == regularization_at(paper, 4000) == 1e-5
     cfg = SindyAEConfig(epochs=11, loss_regularization=1e-3, loss_regularization_final=1e-5)
     assert [regularization_at(cfg, i) for i in (0, 5, 10, 11)] == pytest.approx(
-        [1e-3, 1e-4, 1e-5, 1e-5])
+        [1e-3, 1e-4, 1e-5, 1e-5]
+    )
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"activation": "swish"}, "unknown activation 'swish'"),
-    ({"dtype": "float16"}, "unknown dtype"),
-    ({"batch_size": 0}, "batch_size must be >= 1"),
-    ({"lr": 0.0}, "lr must be positive"),
-    ({"lr_final": -1.0}, "lr_final must be positive"),
-    ({"loss_regularization_final": 0.0}, "loss_regularization_final must be positive"),
-    ({"threshold": -1.0}, "threshold must be >= 0"),
-    ({"epochs": 0, "refinement_epochs": 0}, "positive sum"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"activation": "swish"}, "unknown activation 'swish'"),
+        ({"dtype": "float16"}, "unknown dtype"),
+        ({"batch_size": 0}, "batch_size must be >= 1"),
+        ({"lr": 0.0}, "lr must be positive"),
+        ({"lr_final": -1.0}, "lr_final must be positive"),
+        ({"loss_regularization_final": 0.0}, "loss_regularization_final must be positive"),
+        ({"threshold": -1.0}, "threshold must be >= 0"),
+        ({"epochs": 0, "refinement_epochs": 0}, "positive sum"),
+    ],
+)
 def test_bad_config(changes, message):
     with pytest.raises(ValueError, match=message):
         SindyAEConfig(**changes)
@@ -442,10 +495,11 @@ def test_bad_data_requests():
 
 
 # -- structure ----------------------------------------------------------------------------------
-def _lorenz_in_disguise(perm, scales, shift, system=Lorenz63()):
+def _lorenz_in_disguise(perm, scales, shift, system=None):
     """Coefficients of Lorenz in latent coordinates zl[perm[k]] = scales[k] * u_k (+ shift)."""
     import sympy as sp
 
+    system = system or Lorenz63()
     zs = sp.symbols("z1 z2 z3")
     u = [None] * 3
     for k in range(3):
@@ -457,17 +511,20 @@ def _lorenz_in_disguise(perm, scales, shift, system=Lorenz63()):
     coef = np.zeros((3, 20))
     for k in range(3):
         rhs = sp.Poly(sp.expand(scales[k] * f[k]), *zs)
-        for (i, j, l), c in rhs.terms():
-            key = tuple([0] * i + [1] * j + [2] * l)
+        for (i, j, k3), c in rhs.terms():
+            key = tuple([0] * i + [1] * j + [2] * k3)
             coef[perm[k], polynomial_terms(3, 3)[0].index(key)] = float(c)
     return coef, names
 
 
-@pytest.mark.parametrize("perm, scales, shift", [
-    ((0, 1, 2), (1 / 40, 1 / 40, 1 / 40), 0.0),
-    ((2, 0, 1), (-0.7, 2.0, -1.3), 0.0),
-    ((1, 2, 0), (0.3, -0.05, 0.8), 0.4),
-])
+@pytest.mark.parametrize(
+    "perm, scales, shift",
+    [
+        ((0, 1, 2), (1 / 40, 1 / 40, 1 / 40), 0.0),
+        ((2, 0, 1), (-0.7, 2.0, -1.3), 0.0),
+        ((1, 2, 0), (0.3, -0.05, 0.8), 0.4),
+    ],
+)
 def test_structure_recovers_sigma_rho_beta(perm, scales, shift):
     coef, names = _lorenz_in_disguise(perm, scales, shift)
     match = lorenz_structure(coef, names)
@@ -527,10 +584,12 @@ def test_coefficient_init_options():
     assert torch.all(const.coefficients == 1.0)  # the paper
     normal = SindyAutoencoderNet(128, TINY.replace(coefficient_init="normal"), gens)
     assert not torch.equal(normal.coefficients[0], normal.coefficients[1])  # per-seed draws
-    again = SindyAutoencoderNet(128, TINY.replace(coefficient_init="normal"),
-                                [torch.Generator().manual_seed(0)])
+    again = SindyAutoencoderNet(
+        128, TINY.replace(coefficient_init="normal"), [torch.Generator().manual_seed(0)]
+    )
     assert torch.equal(again.coefficients[0], normal.coefficients[0])  # alone = in a stack
-    assert torch.all(SindyAutoencoderNet(128, TINY.replace(coefficient_init="zeros"))
-                     .coefficients == 0)
+    assert torch.all(
+        SindyAutoencoderNet(128, TINY.replace(coefficient_init="zeros")).coefficients == 0
+    )
     with pytest.raises(ValueError, match="coefficient_init"):
         SindyAEConfig(coefficient_init="xavier")

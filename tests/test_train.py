@@ -78,8 +78,16 @@ def test_resume_from_checkpoint_equals_uninterrupted(tmp_path):
 def test_early_stopping_and_best_state():
     data = _data()
     # A learning rate this large makes validation loss worse after the first epochs.
-    cfg = TrainConfig(epochs=50, batch_size=32, rollout_steps=2, progress=False, patience=3,
-                      learning_rate=5.0, schedule="constant", grad_clip=None)
+    cfg = TrainConfig(
+        epochs=50,
+        batch_size=32,
+        rollout_steps=2,
+        progress=False,
+        patience=3,
+        learning_rate=5.0,
+        schedule="constant",
+        grad_clip=None,
+    )
     module = _module()
     try:
         result = train_module(module, window_loss, data, _data(64, seed=1), cfg)
@@ -92,8 +100,13 @@ def test_early_stopping_and_best_state():
 
 def test_training_reduces_loss():
     data = _data()
-    result = train_module(_module(), window_loss, data, None,
-                          TrainConfig(epochs=20, batch_size=64, progress=False, rollout_steps=2))
+    result = train_module(
+        _module(),
+        window_loss,
+        data,
+        None,
+        TrainConfig(epochs=20, batch_size=64, progress=False, rollout_steps=2),
+    )
     assert result.history["train_loss"][-1] < 0.8 * result.history["train_loss"][0]
     assert math.isfinite(result.train_time_s)
 

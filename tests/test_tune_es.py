@@ -23,11 +23,13 @@ from dynaforge.tune.space import Param, SearchSpace
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 #: A float, a log-scale float and an int: three magnitudes sharing the unit cube.
-SPACE = SearchSpace((
-    Param("a", "float", -2.0, 2.0),
-    Param("b", "float", 1e-4, 1.0, log=True),
-    Param("c", "int", 0, 100),
-))
+SPACE = SearchSpace(
+    (
+        Param("a", "float", -2.0, 2.0),
+        Param("b", "float", 1e-4, 1.0, log=True),
+        Param("c", "int", 0, 100),
+    )
+)
 TARGET = np.array([0.8, 0.25, 0.7])  # u*
 
 
@@ -44,8 +46,13 @@ def run(sampler: EvolutionStrategySampler, n_trials: int, storage=None) -> optun
 
 
 def es_kwargs(sampler: EvolutionStrategySampler, maximize: bool = True) -> dict:
-    return dict(population=sampler.population, sigma=sampler.sigma,
-                learning_rate=sampler.learning_rate, maximize=maximize, m0=sampler.m0)
+    return {
+        "population": sampler.population,
+        "sigma": sampler.sigma,
+        "learning_rate": sampler.learning_rate,
+        "maximize": maximize,
+        "m0": sampler.m0,
+    }
 
 
 # -- fitness shaping ---------------------------------------------------------------------------
@@ -110,8 +117,10 @@ def test_effective_eps_accounts_for_clipping():
         eps = np.array(t.system_attrs[EPS_ATTR])
         u = np.array(t.system_attrs[MEAN_ATTR]) + sampler.sigma * eps
         assert np.all((u >= 0) & (u <= 1))
-    assert any(not np.allclose(t.system_attrs[EPS_ATTR], sampler.perturbation(t.number))
-               for t in study.trials)
+    assert any(
+        not np.allclose(t.system_attrs[EPS_ATTR], sampler.perturbation(t.number))
+        for t in study.trials
+    )
 
 
 # -- progress ----------------------------------------------------------------------------------
@@ -220,14 +229,17 @@ def test_enqueued_and_outside_parameters():
 
 def test_two_handles_share_one_journal(tmp_path):
     path = str(tmp_path / "study.journal")
-    kwargs = dict(population=4, sigma=0.2, seed=7)
+    kwargs = {"population": 4, "sigma": 0.2, "seed": 7}
     handles = []
     for _ in range(2):  # as two worker processes would: separate storages, samplers, studies
         storage = JournalStorage(JournalFileBackend(path))
         if not handles:
             optuna.create_study(study_name="es", storage=storage, direction="maximize")
-        handles.append(optuna.load_study(study_name="es", storage=storage,
-                                         sampler=EvolutionStrategySampler(SPACE, **kwargs)))
+        handles.append(
+            optuna.load_study(
+                study_name="es", storage=storage, sampler=EvolutionStrategySampler(SPACE, **kwargs)
+            )
+        )
     for step in range(12):  # interleave asks and tells between the two handles
         a, b = handles[step % 2], handles[(step + 1) % 2]
         ta, tb = a.ask(), b.ask()

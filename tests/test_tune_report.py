@@ -19,13 +19,30 @@ SPACE = {
     "reservoir_size": {"type": "int", "low": 200, "high": 3000, "log": True},
     "quadratic_features": {"type": "categorical", "choices": [True, False]},
 }
-DEFAULT_PARAMS = {"spectral_radius": 0.9, "ridge": 1e-8, "reservoir_size": 1000,
-                  "quadratic_features": True, "leak_rate": 1.0}
+DEFAULT_PARAMS = {
+    "spectral_radius": 0.9,
+    "ridge": 1e-8,
+    "reservoir_size": 1000,
+    "quadratic_features": True,
+    "leak_rate": 1.0,
+}
 
 
 def _write_trials(path: Path, rows: list[dict]) -> None:
-    head = (["number", "state", "value", "duration_s", "datetime_start", "datetime_complete",
-             "worker", "retry_of"] + [f"param:{p}" for p in SPACE] + ["n_reports"])
+    head = (
+        [
+            "number",
+            "state",
+            "value",
+            "duration_s",
+            "datetime_start",
+            "datetime_complete",
+            "worker",
+            "retry_of",
+        ]
+        + [f"param:{p}" for p in SPACE]
+        + ["n_reports"]
+    )
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, head)
         w.writeheader()
@@ -33,50 +50,77 @@ def _write_trials(path: Path, rows: list[dict]) -> None:
             w.writerow({k: r.get(k, "") for k in head})
 
 
-def _tune_run(tmp_path: Path, states: list[str], *, name: str = "esn-<lorenz63>&co",
-              intermediate: dict | None = None, importances: dict | None = None) -> Path:
+def _tune_run(
+    tmp_path: Path,
+    states: list[str],
+    *,
+    name: str = "esn-<lorenz63>&co",
+    intermediate: dict | None = None,
+    importances: dict | None = None,
+) -> Path:
     """A study folder with one trial per entry of ``states`` (values rise with the number)."""
     run = tmp_path / "tune"
     run.mkdir()
     rng = np.random.default_rng(0)
-    rows, counts = [], {s: 0 for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")}
+    rows, counts = [], dict.fromkeys(("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING"), 0)
     for k, state in enumerate(states):
         counts[state] += 1
-        rows.append({
-            "number": k, "state": state,
-            "value": "" if state in ("FAIL", "RUNNING") else f"{2.0 + 0.3 * k:.6g}",
-            "duration_s": f"{1.0 + rng.random() * 5:.3f}" if state != "RUNNING" else "",
-            "datetime_start": f"2024-01-01 00:{k:02d}:00", "worker": f"w{k % 2}",
-            "param:spectral_radius": f"{rng.uniform(0.1, 1.5):.6g}",
-            "param:ridge": f"{10 ** rng.uniform(-14, -4):.6g}",
-            "param:reservoir_size": str(int(rng.integers(200, 3001))),
-            "param:quadratic_features": str(bool(k % 2)),  # Python spelling: "True"/"False"
-            "n_reports": "3" if state == "PRUNED" else "",
-        })
+        rows.append(
+            {
+                "number": k,
+                "state": state,
+                "value": "" if state in ("FAIL", "RUNNING") else f"{2.0 + 0.3 * k:.6g}",
+                "duration_s": f"{1.0 + rng.random() * 5:.3f}" if state != "RUNNING" else "",
+                "datetime_start": f"2024-01-01 00:{k:02d}:00",
+                "worker": f"w{k % 2}",
+                "param:spectral_radius": f"{rng.uniform(0.1, 1.5):.6g}",
+                "param:ridge": f"{10 ** rng.uniform(-14, -4):.6g}",
+                "param:reservoir_size": str(int(rng.integers(200, 3001))),
+                "param:quadratic_features": str(bool(k % 2)),  # Python spelling: "True"/"False"
+                "n_reports": "3" if state == "PRUNED" else "",
+            }
+        )
     _write_trials(run / "trials.csv", rows)
     complete = [r for r in rows if r["state"] == "COMPLETE"]
     best = None
     if complete:
         b = max(complete, key=lambda r: float(r["value"]))
-        best = {"number": b["number"], "value": float(b["value"]),
-                "params": {"spectral_radius": float(b["param:spectral_radius"]),
-                           "ridge": float(b["param:ridge"]),
-                           "reservoir_size": int(b["param:reservoir_size"]),
-                           "quadratic_features": b["param:quadratic_features"] == "True"},
-                "model_params": {**DEFAULT_PARAMS, "note": "<script>alert(1)</script>"}}
+        best = {
+            "number": b["number"],
+            "value": float(b["value"]),
+            "params": {
+                "spectral_radius": float(b["param:spectral_radius"]),
+                "ridge": float(b["param:ridge"]),
+                "reservoir_size": int(b["param:reservoir_size"]),
+                "quadratic_features": b["param:quadratic_features"] == "True",
+            },
+            "model_params": {**DEFAULT_PARAMS, "note": "<script>alert(1)</script>"},
+        }
     record = {
-        "kind": "tune", "study": name, "storage": "journal:runs/x/study.journal",
-        "task": "lorenz63", "model": "esn", "direction": "maximize",
+        "kind": "tune",
+        "study": name,
+        "storage": "journal:runs/x/study.journal",
+        "task": "lorenz63",
+        "model": "esn",
+        "direction": "maximize",
         "objective": "median validation VPT (Lyapunov times, eps = 0.4) <b>",
-        "sampler": "tpe", "pruner": "median", "n_trials": len(states), "workers": 2, "seed": 0,
-        "space": SPACE, "counts": counts,
+        "sampler": "tpe",
+        "pruner": "median",
+        "n_trials": len(states),
+        "workers": 2,
+        "seed": 0,
+        "space": SPACE,
+        "counts": counts,
         "default": {"value": 2.5, "params": DEFAULT_PARAMS},
         "best": best,
         "importances": {"spectral_radius": 0.6, "ridge": 0.3, "reservoir_size": 0.1}
-        if importances is None else importances,
-        "elapsed_s": 812.3, "trials_per_minute": 2.9,
+        if importances is None
+        else importances,
+        "elapsed_s": 812.3,
+        "trials_per_minute": 2.9,
         "intermediate": {"1": [1.2, 2.5, 4.0], "2": [0.5, 0.7]}
-        if intermediate is None else intermediate,
+        if intermediate is None
+        else intermediate,
     }
     (run / "study.json").write_text(json.dumps(record), encoding="utf-8")
     return run
@@ -85,8 +129,11 @@ def _tune_run(tmp_path: Path, states: list[str], *, name: str = "esn-<lorenz63>&
 def _figures_ok(run: Path, html: str) -> list[str]:
     """Every referenced figure exists and every written figure is referenced."""
     referenced = re.findall(r'<img src="(figures/[^"]+)"', html)
-    written = sorted(p.relative_to(run).as_posix() for p in (run / "figures").glob("*.png")) \
-        if (run / "figures").is_dir() else []
+    written = (
+        sorted(p.relative_to(run).as_posix() for p in (run / "figures").glob("*.png"))
+        if (run / "figures").is_dir()
+        else []
+    )
     assert sorted(referenced) == written
     for f in written:
         assert (run / f).stat().st_size > 1000  # a real PNG, not an empty file
@@ -106,8 +153,12 @@ def test_tune_report_full(tmp_path):
     html = out.read_text(encoding="utf-8")
     figs = _figures_ok(run, html)
     assert {Path(f).stem for f in figs} == {
-        "optimization_history", "importances", "parallel_coordinates", "intermediate_values",
-        "trial_durations"}
+        "optimization_history",
+        "importances",
+        "parallel_coordinates",
+        "intermediate_values",
+        "trial_durations",
+    }
     # Escaped study name and objective; the best trial's full parameters are escaped too.
     assert "esn-&lt;lorenz63&gt;&amp;co" in html and "&lt;b&gt;" in html
     assert "&lt;script&gt;" in html
@@ -175,8 +226,7 @@ def test_unit_coordinates():
     assert np.isnan(lin[3])
     log = tune_plots.unit_coordinates([1e-14, 1e-9, 1e-4, 1.0], SPACE["ridge"])
     np.testing.assert_allclose(log, [0.0, 0.5, 1.0, 1.0])  # out of range: clipped
-    cat = tune_plots.unit_coordinates([True, "False", "maybe"],
-                                      SPACE["quadratic_features"])
+    cat = tune_plots.unit_coordinates([True, "False", "maybe"], SPACE["quadratic_features"])
     np.testing.assert_allclose(cat[:2], [0.0, 1.0])
     assert np.isnan(cat[2])
     three = tune_plots.unit_coordinates([64, "128", 32], {"choices": [32, 64, 128]})
@@ -195,15 +245,27 @@ def _sweep_run(tmp_path: Path, values: list, repeats: int, *, test: bool = True)
             if test:
                 r["test_score"] = score - 0.2
             results.append(r)
-        item = {"value": v, "mean": float(np.mean(scores)), "std": float(np.std(scores)),
-                "n": repeats, "train_time_mean_s": 0.4 + 0.1 * i}
+        item = {
+            "value": v,
+            "mean": float(np.mean(scores)),
+            "std": float(np.std(scores)),
+            "n": repeats,
+            "train_time_mean_s": 0.4 + 0.1 * i,
+        }
         if test:
             item.update(test_mean=float(np.mean(scores)) - 0.2, test_std=float(np.std(scores)))
         summary.append(item)
-    record = {"kind": "sweep", "task": "lorenz63", "model": "esn", "param": "reservoir_size",
-              "values": values, "repeats": repeats,
-              "metric": "median validation VPT (Lyapunov times)",
-              "results": results, "summary": summary}
+    record = {
+        "kind": "sweep",
+        "task": "lorenz63",
+        "model": "esn",
+        "param": "reservoir_size",
+        "values": values,
+        "repeats": repeats,
+        "metric": "median validation VPT (Lyapunov times)",
+        "results": results,
+        "summary": summary,
+    }
     (run / "sweep.json").write_text(json.dumps(record), encoding="utf-8")
     return run
 

@@ -130,16 +130,27 @@ def test_suggest_through_optuna_matches_the_distributions():
 def test_kinds_are_inferred_from_the_model_defaults():
     space = parse_space(MIXED, model="esn")
     kinds = {p.name: p.kind for p in space.params}
-    assert kinds == {"spectral_radius": "float", "ridge": "float", "reservoir_size": "int",
-                     "quadratic_features": "categorical", "leak_rate": "float"}
+    assert kinds == {
+        "spectral_radius": "float",
+        "ridge": "float",
+        "reservoir_size": "int",
+        "quadratic_features": "categorical",
+        "leak_rate": "float",
+    }
     assert space.params[0].low == 0.1 and type(space.params[2].low) is int
-    lstm = parse_space({"train.learning_rate": {"low": 1e-5, "high": 1e-2, "log": True},
-                        "train.batch_size": {"low": 16, "high": 256},
-                        "dropout": {"low": 0, "high": 0.5}}, model="lstm")
+    lstm = parse_space(
+        {
+            "train.learning_rate": {"low": 1e-5, "high": 1e-2, "log": True},
+            "train.batch_size": {"low": 16, "high": 256},
+            "dropout": {"low": 0, "high": 0.5},
+        },
+        model="lstm",
+    )
     assert [p.kind for p in lstm.params] == ["float", "int", "float"]
     assert type(lstm.params[2].low) is float  # 0 for a float parameter is stored as 0.0
-    forced = parse_space({"reservoir_size": {"type": "float", "low": 200, "high": 300}},
-                         model="esn")
+    forced = parse_space(
+        {"reservoir_size": {"type": "float", "low": 200, "high": 300}}, model="esn"
+    )
     assert forced.params[0].kind == "float"
 
 
@@ -175,35 +186,56 @@ def test_load_space_file_errors(tmp_path):
         load_space(empty, model="esn")
 
 
-@pytest.mark.parametrize("doc, model, fragment", [
-    ([1, 2], "esn", "must be a mapping of parameter name"),
-    ({}, "esn", "empty"),
-    ({"spectral_radus": {"low": 0, "high": 1}}, "esn",
-     "'spectral_radus' is not a hyperparameter of esn; known: reservoir_size"),
-    ({"seed": {"low": 0, "high": 9}}, "esn", "'seed' is not a hyperparameter"),
-    ({"train.learning_rate": {"low": 1e-5, "high": 1e-2}}, "esn",
-     "'train.learning_rate' is not a hyperparameter of esn"),
-    ({"train.epochz": {"low": 1, "high": 9}}, "lstm", "'train.epochz' is not a hyperparameter"),
-    ({"ridge": 0.5}, "esn", "'ridge': the spec must be a mapping"),
-    ({"ridge": {"low": 1e-9, "high": 1e-3, "scale": "log"}}, "esn", "unknown spec key(s) scale"),
-    ({"ridge": {"low": 1e-9}}, "esn", "needs both 'low' and 'high'"),
-    ({"ridge": {"low": 1.0, "high": 1.0}}, "esn", "must be below 'high'"),
-    ({"input_bias": {"low": 0.0, "high": 1.0, "log": True}}, "esn", "log scale needs 'low' > 0"),
-    ({"reservoir_size": {"low": 10.5, "high": 100}}, "esn", "not an integer"),
-    ({"hidden_size": {"choices": []}}, "lstm", "non-empty list"),
-    ({"hidden_size": {"choices": "64"}}, "lstm", "non-empty list"),
-    ({"hidden_size": {"choices": [32, 64], "low": 1, "high": 9}}, "lstm", "not both"),
-    ({"hidden_size": {"choices": [32, 32]}}, "lstm", "appears twice"),
-    ({"hidden_size": {"choices": [32, 64], "grid": [128]}}, "lstm", "not one of the choices"),
-    ({"spectral_radius": {"low": 0.1, "high": 1.5, "grid": [2.0]}}, "esn", "outside [low, high]"),
-    ({"spectral_radius": {"low": True, "high": 1.5}}, "esn", "boolean True where a number"),
-    ({"spectral_radius": {"low": "small", "high": 1.5}}, "esn", "must be a finite number"),
-    ({"spectral_radius": {"type": "double", "low": 0.1, "high": 1.5}}, "esn", "unknown type"),
-    ({"quadratic_features": {"low": 0, "high": 1}}, "esn", "choices: [true, false]"),
-    ({"train.schedule": {"low": 0, "high": 1}}, "lstm", "takes strings"),
-    ({"hidden_size": {"type": "int", "choices": [1, 2]}}, "lstm", "make it categorical"),
-    ({"ridge": {"low": 1e-9, "high": 1e-3}}, "nosuchmodel", "unknown model 'nosuchmodel'"),
-])
+@pytest.mark.parametrize(
+    "doc, model, fragment",
+    [
+        ([1, 2], "esn", "must be a mapping of parameter name"),
+        ({}, "esn", "empty"),
+        (
+            {"spectral_radus": {"low": 0, "high": 1}},
+            "esn",
+            "'spectral_radus' is not a hyperparameter of esn; known: reservoir_size",
+        ),
+        ({"seed": {"low": 0, "high": 9}}, "esn", "'seed' is not a hyperparameter"),
+        (
+            {"train.learning_rate": {"low": 1e-5, "high": 1e-2}},
+            "esn",
+            "'train.learning_rate' is not a hyperparameter of esn",
+        ),
+        ({"train.epochz": {"low": 1, "high": 9}}, "lstm", "'train.epochz' is not a hyperparameter"),
+        ({"ridge": 0.5}, "esn", "'ridge': the spec must be a mapping"),
+        (
+            {"ridge": {"low": 1e-9, "high": 1e-3, "scale": "log"}},
+            "esn",
+            "unknown spec key(s) scale",
+        ),
+        ({"ridge": {"low": 1e-9}}, "esn", "needs both 'low' and 'high'"),
+        ({"ridge": {"low": 1.0, "high": 1.0}}, "esn", "must be below 'high'"),
+        (
+            {"input_bias": {"low": 0.0, "high": 1.0, "log": True}},
+            "esn",
+            "log scale needs 'low' > 0",
+        ),
+        ({"reservoir_size": {"low": 10.5, "high": 100}}, "esn", "not an integer"),
+        ({"hidden_size": {"choices": []}}, "lstm", "non-empty list"),
+        ({"hidden_size": {"choices": "64"}}, "lstm", "non-empty list"),
+        ({"hidden_size": {"choices": [32, 64], "low": 1, "high": 9}}, "lstm", "not both"),
+        ({"hidden_size": {"choices": [32, 32]}}, "lstm", "appears twice"),
+        ({"hidden_size": {"choices": [32, 64], "grid": [128]}}, "lstm", "not one of the choices"),
+        (
+            {"spectral_radius": {"low": 0.1, "high": 1.5, "grid": [2.0]}},
+            "esn",
+            "outside [low, high]",
+        ),
+        ({"spectral_radius": {"low": True, "high": 1.5}}, "esn", "boolean True where a number"),
+        ({"spectral_radius": {"low": "small", "high": 1.5}}, "esn", "must be a finite number"),
+        ({"spectral_radius": {"type": "double", "low": 0.1, "high": 1.5}}, "esn", "unknown type"),
+        ({"quadratic_features": {"low": 0, "high": 1}}, "esn", "choices: [true, false]"),
+        ({"train.schedule": {"low": 0, "high": 1}}, "lstm", "takes strings"),
+        ({"hidden_size": {"type": "int", "choices": [1, 2]}}, "lstm", "make it categorical"),
+        ({"ridge": {"low": 1e-9, "high": 1e-3}}, "nosuchmodel", "unknown model 'nosuchmodel'"),
+    ],
+)
 def test_invalid_specs_name_the_source_parameter_and_problem(doc, model, fragment):
     with pytest.raises(ValueError) as info:
         parse_space(doc, model=model, source="space file s.yaml")
@@ -227,8 +259,10 @@ def test_grid_is_the_cartesian_product_of_grid_values():
 def test_apply_params_sets_dotted_paths_without_touching_base():
     base = {"hidden_size": 64, "train": {"epochs": 3, "progress": False}}
     out = apply_params(base, {"hidden_size": 128, "train.learning_rate": 1e-3})
-    assert out == {"hidden_size": 128, "train": {"epochs": 3, "progress": False,
-                                                 "learning_rate": 1e-3}}
+    assert out == {
+        "hidden_size": 128,
+        "train": {"epochs": 3, "progress": False, "learning_rate": 1e-3},
+    }
     assert base == {"hidden_size": 64, "train": {"epochs": 3, "progress": False}}
     assert apply_params({}, {"train.batch_size": 32}) == {"train": {"batch_size": 32}}
     from_config = apply_params({"train": TrainConfig(epochs=5)}, {"train.batch_size": 32})
@@ -272,7 +306,9 @@ def test_default_space_values_build_the_model(model):
                 assert getattr(built, name) == value
     # the model's own defaults lie inside its space (so ES can start from them)
     defaults = create_model(model).get_params()
-    flat = {n: (defaults["train"][n[6:]] if n.startswith("train.") else defaults[n])
-            for n in space.names()}
+    flat = {
+        n: (defaults["train"][n[6:]] if n.startswith("train.") else defaults[n])
+        for n in space.names()
+    }
     u0 = space.to_unit(flat)
     assert space.from_unit(u0) == pytest.approx(flat, rel=1e-9)

@@ -20,27 +20,52 @@ from dynaforge.tune.storage import StorageError, default_storage_url, open_stora
 from dynaforge.tune.study import StudyMeta, StudyMismatchError
 from dynaforge.tune.worker import TuneSpec, load_task_data, run_worker, run_workers
 
-TINY_TASK = {"system": "lorenz63", "train_points": 1600, "train_trajectories": 2,
-             "val_points": 400, "val_trajectories": 2, "n_test": 2, "context_steps": 40,
-             "horizon_lyapunov": 2.0, "n_climate": 0}
-ESN_SPACE = {"reservoir_size": {"low": 30, "high": 80},
-             "spectral_radius": {"low": 0.3, "high": 1.2}}
+TINY_TASK = {
+    "system": "lorenz63",
+    "train_points": 1600,
+    "train_trajectories": 2,
+    "val_points": 400,
+    "val_trajectories": 2,
+    "n_test": 2,
+    "context_steps": 40,
+    "horizon_lyapunov": 2.0,
+    "n_climate": 0,
+}
+ESN_SPACE = {
+    "reservoir_size": {"low": 30, "high": 80},
+    "spectral_radius": {"low": 0.3, "high": 1.2},
+}
 
 
 def _meta(model="esn", base=None, space=None) -> StudyMeta:
     space = space or ESN_SPACE
-    return StudyMeta(task="lorenz63", model=model, task_config=TINY_TASK,
-                     base_params=base or {"reservoir_size": 50, "washout": 20},
-                     space=parse_space(space, model=model).to_dict(), n_validation=4,
-                     objective=objective_text(4))
+    return StudyMeta(
+        task="lorenz63",
+        model=model,
+        task_config=TINY_TASK,
+        base_params=base or {"reservoir_size": 50, "washout": 20},
+        space=parse_space(space, model=model).to_dict(),
+        n_validation=4,
+        objective=objective_text(4),
+    )
 
 
-def _spec(url, run_dir, *, n_trials, meta=None, sampler="random", heartbeat=1, grace=3,
-          name="s") -> TuneSpec:
-    return TuneSpec(storage_url=url, study_name=name, meta=(meta or _meta()).to_json(),
-                    sampler=sampler, pruner="none", seed=0, n_trials=n_trials,
-                    run_dir=str(run_dir), heartbeat_interval=heartbeat, grace_period=grace,
-                    threads=1)
+def _spec(
+    url, run_dir, *, n_trials, meta=None, sampler="random", heartbeat=1, grace=3, name="s"
+) -> TuneSpec:
+    return TuneSpec(
+        storage_url=url,
+        study_name=name,
+        meta=(meta or _meta()).to_json(),
+        sampler=sampler,
+        pruner="none",
+        seed=0,
+        n_trials=n_trials,
+        run_dir=str(run_dir),
+        heartbeat_interval=heartbeat,
+        grace_period=grace,
+        threads=1,
+    )
 
 
 def _states(study: optuna.Study) -> dict[str, int]:
@@ -66,8 +91,10 @@ def postgres_url():
     """A throw-away PostgreSQL cluster on 127.0.0.1 (.ci/run makes sure one is installed)."""
     if server_binaries() is None:
         if os.environ.get("DYNAFORGE_REQUIRE_POSTGRES"):
-            pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) not found; .ci/run "
-                        "installs Debian's postgresql package")
+            pytest.fail(
+                "PostgreSQL server binaries (initdb, pg_ctl) not found; .ci/run "
+                "installs Debian's postgresql package"
+            )
         pytest.skip("PostgreSQL server binaries not installed")
     with local_postgres() as url:
         yield url
@@ -92,9 +119,13 @@ def test_journal_two_processes_finish_exactly_the_budget(tmp_path):
 
 def test_postgres_four_workers_25_trials_each_give_exactly_100(postgres_url, tmp_path):
     # Trials of a few tenths of a second, so that all four workers join in.
-    meta = _meta(base={"reservoir_size": 400, "washout": 20},
-                 space={"reservoir_size": {"low": 300, "high": 500},
-                        "spectral_radius": {"low": 0.3, "high": 1.2}})
+    meta = _meta(
+        base={"reservoir_size": 400, "washout": 20},
+        space={
+            "reservoir_size": {"low": 300, "high": 500},
+            "spectral_radius": {"low": 0.3, "high": 1.2},
+        },
+    )
     spec = _spec(postgres_url, tmp_path, n_trials=100, meta=meta, name="four-workers")
     prepare_study(spec, log=lambda m: None)
     load_task_data(spec.study_meta(), tmp_path)
@@ -111,16 +142,25 @@ def test_postgres_four_workers_25_trials_each_give_exactly_100(postgres_url, tmp
 
 def _slow_meta() -> StudyMeta:
     # An LSTM trial takes seconds: long enough to be killed in the middle of one.
-    return _meta(model="lstm", base={"hidden_size": 8, "num_layers": 1, "context_length": 8,
-                                     "train": {"epochs": 40, "batch_size": 64,
-                                               "window_stride": 4, "patience": 0}},
-                 space={"hidden_size": {"choices": [8, 12]}})
+    return _meta(
+        model="lstm",
+        base={
+            "hidden_size": 8,
+            "num_layers": 1,
+            "context_length": 8,
+            "train": {"epochs": 40, "batch_size": 64, "window_stride": 4, "patience": 0},
+        },
+        space={"hidden_size": {"choices": [8, 12]}},
+    )
 
 
 @pytest.mark.parametrize("storage", ["journal", "postgres"])
 def test_sigkilled_worker_trial_is_failed_and_retried(storage, tmp_path, request):
-    url = default_storage_url(tmp_path) if storage == "journal" else \
-        request.getfixturevalue("postgres_url")
+    url = (
+        default_storage_url(tmp_path)
+        if storage == "journal"
+        else request.getfixturevalue("postgres_url")
+    )
     spec = _spec(url, tmp_path, n_trials=2, meta=_slow_meta(), name=f"kill-{storage}")
     prepare_study(spec, log=lambda m: None)
     load_task_data(spec.study_meta(), tmp_path)
@@ -178,8 +218,7 @@ def test_existing_study_with_another_direction_or_space_is_refused(tmp_path):
     prepare_study(_spec(url, tmp_path, n_trials=2, name="esn"), log=lambda m: None)
     other = _meta(space={"spectral_radius": {"low": 0.1, "high": 1.0}})
     with pytest.raises(StudyMismatchError, match="another search space"):
-        prepare_study(_spec(url, tmp_path, n_trials=2, meta=other, name="esn"),
-                      log=lambda m: None)
+        prepare_study(_spec(url, tmp_path, n_trials=2, meta=other, name="esn"), log=lambda m: None)
 
 
 def test_unreachable_or_unknown_storage_is_a_clear_error(tmp_path):
@@ -197,10 +236,17 @@ def test_unreachable_or_unknown_storage_is_a_clear_error(tmp_path):
 
 
 def test_grid_search_runs_every_grid_point_once(tmp_path):
-    space = {"reservoir_size": {"low": 30, "high": 80, "grid": [30, 60]},
-             "spectral_radius": {"low": 0.3, "high": 1.2, "grid": [0.5, 0.9, 1.1]}}
-    spec = _spec(default_storage_url(tmp_path), tmp_path, n_trials=None, sampler="grid",
-                 meta=_meta(space=space))
+    space = {
+        "reservoir_size": {"low": 30, "high": 80, "grid": [30, 60]},
+        "spectral_radius": {"low": 0.3, "high": 1.2, "grid": [0.5, 0.9, 1.1]},
+    }
+    spec = _spec(
+        default_storage_url(tmp_path),
+        tmp_path,
+        n_trials=None,
+        sampler="grid",
+        meta=_meta(space=space),
+    )
     prepare_study(spec, log=lambda m: None)
     run_worker(spec, 0)
     trials = _load(spec).get_trials()
@@ -262,7 +308,7 @@ def test_validation_forecasts_are_fresh_and_noise_only_touches_the_context():
     assert clean.truth.shape == (6, data.test_truth.shape[1], 3)
     # The truth is clean in both; only the context carries the noise.
     assert torch.equal(clean.truth, noisy.truth)
-    rel = ((noisy.context - clean.context).std(dim=(0, 1)) / clean.scale)
+    rel = (noisy.context - clean.context).std(dim=(0, 1)) / clean.scale
     assert torch.allclose(rel, torch.full((3,), 0.05, dtype=rel.dtype), rtol=0.3)
     # Fresh initial conditions: none is a test or training start.
     starts = clean.context[:, 0]
@@ -270,7 +316,9 @@ def test_validation_forecasts_are_fresh_and_noise_only_touches_the_context():
     assert torch.cdist(starts, others).min() > 1e-3
     # A perfect forecast scores the whole horizon; persistence scores almost nothing.
     horizon_lt = clean.truth.shape[1] * clean.dt / clean.time_scale
-    assert torch.allclose(clean.score(clean.truth), torch.full((6,), horizon_lt, dtype=torch.float64))
+    assert torch.allclose(
+        clean.score(clean.truth), torch.full((6,), horizon_lt, dtype=torch.float64)
+    )
     stuck = clean.context[:, -1:].expand_as(clean.truth)
     assert clean.score(stuck).max() < 0.5
 

@@ -34,9 +34,21 @@ EPS_LIST = (0.3, 0.4, 0.5)
 EPS_DEFAULT = 0.4
 
 LEADERBOARD_COLUMNS = (
-    "rank", "model", "kind", "vpt_median", "vpt_q25", "vpt_q75", "vpt_0.3_median",
-    "vpt_0.5_median", "one_step_nmse", "climate_distance", "on_attractor", "diverged_fraction",
-    "train_time_s", "forecast_time_per_step_s", "n_parameters",
+    "rank",
+    "model",
+    "kind",
+    "vpt_median",
+    "vpt_q25",
+    "vpt_q75",
+    "vpt_0.3_median",
+    "vpt_0.5_median",
+    "one_step_nmse",
+    "climate_distance",
+    "on_attractor",
+    "diverged_fraction",
+    "train_time_s",
+    "forecast_time_per_step_s",
+    "n_parameters",
 )
 
 #: Climate distance (mean per-dimension W1 in units of σ) under which a long free run counts
@@ -75,8 +87,9 @@ def evaluate_model(model: AbstractForecaster, data: ForecastingData) -> tuple[di
     nrmse = metrics.normalized_rmse(pred, data.test_truth, data.scale)
     vpt = {}
     for eps in EPS_LIST:
-        values = metrics.valid_prediction_time(nrmse, dt=data.dt, time_scale=data.time_scale,
-                                               eps=eps)
+        values = metrics.valid_prediction_time(
+            nrmse, dt=data.dt, time_scale=data.time_scale, eps=eps
+        )
         vpt[str(eps)] = {**metrics.summarize(values), "values": values.tolist()}
     one_step = metrics.one_step_nmse(pred[:, 0], data.test_truth[:, 0], data.scale)
     climate = (
@@ -98,8 +111,10 @@ def evaluate_model(model: AbstractForecaster, data: ForecastingData) -> tuple[di
     }
     # float32 halves the file; a diverged forecast's huge values become inf, as they should.
     with np.errstate(over="ignore"):
-        arrays = {f"pred__{model.name}": pred.numpy().astype(np.float32),
-                  f"nrmse__{model.name}": nrmse.astype(np.float32)}
+        arrays = {
+            f"pred__{model.name}": pred.numpy().astype(np.float32),
+            f"nrmse__{model.name}": nrmse.astype(np.float32),
+        }
         if pred_climate is not None:
             arrays[f"climate__{model.name}"] = pred_climate.numpy().astype(np.float32)
     return scores, arrays
@@ -129,8 +144,10 @@ def run_benchmark(
     built = {name: create_model(name, **params) for name, params in models.items()}
     # Written before any training: it marks what the checkpoints belong to, so a rerun with the
     # same configuration and folder resumes.
-    _write_atomic(out / "config.json",
-                  json.dumps(config or {}, indent=2, sort_keys=True, default=_json_default))
+    _write_atomic(
+        out / "config.json",
+        json.dumps(config or {}, indent=2, sort_keys=True, default=_json_default),
+    )
     results: dict[str, Any] = {}
     arrays: dict[str, np.ndarray] = {
         "t": (np.arange(1, data.test_truth.shape[1] + 1) * data.dt / data.time_scale),
@@ -155,8 +172,11 @@ def run_benchmark(
             scores, model_arrays = evaluate_model(model, data)
         except Exception as exc:  # noqa: BLE001 - one failing model must not sink the run
             log(f"[{name}] FAILED: {type(exc).__name__}: {exc}")
-            results[name] = {"kind": model.kind, "error": f"{type(exc).__name__}: {exc}",
-                             "traceback": traceback.format_exc()}
+            results[name] = {
+                "kind": model.kind,
+                "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(),
+            }
             continue
         if isinstance(model, AbstractNeuralForecaster):
             train_time = model.train_result_.train_time_s
@@ -166,13 +186,19 @@ def run_benchmark(
         results[name] = scores
         arrays.update(model_arrays)
         v = scores["vpt"][str(EPS_DEFAULT)]
-        log(f"[{name}] VPT median {v['median']:.2f} LT [{v['q25']:.2f}–{v['q75']:.2f}], "
-            f"fit {train_time:.1f} s")
+        log(
+            f"[{name}] VPT median {v['median']:.2f} LT [{v['q25']:.2f}–{v['q75']:.2f}], "
+            f"fit {train_time:.1f} s"
+        )
 
     metrics_doc = {
-        "task": {**data.info, "state_names": list(data.state_names),
-                 "eps_default": EPS_DEFAULT, "eps_list": list(EPS_LIST),
-                 **({"preset": config.get("preset")} if config else {})},
+        "task": {
+            **data.info,
+            "state_names": list(data.state_names),
+            "eps_default": EPS_DEFAULT,
+            "eps_list": list(EPS_LIST),
+            **({"preset": config.get("preset")} if config else {}),
+        },
         "models": results,
         "dynaforge_version": dynaforge.__version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -184,8 +210,14 @@ def run_benchmark(
     # The training data's autocorrelation: how long a window the dynamics remember.
     max_lag = min(100, data.train.n_steps - 1)
     acf = autocorrelation(data.train.x, max_lag)
-    _save_npz(out / "acf.npz", {"lag": np.arange(max_lag + 1), "acf": acf.numpy(),
-                                "chosen_context": np.array(decorrelation_lag(acf))})
+    _save_npz(
+        out / "acf.npz",
+        {
+            "lag": np.arange(max_lag + 1),
+            "acf": acf.numpy(),
+            "chosen_context": np.array(decorrelation_lag(acf)),
+        },
+    )
     return metrics_doc
 
 
@@ -203,17 +235,24 @@ def leaderboard_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             rows.append({"model": name, "kind": r["kind"], "vpt_median": float("nan")})
             continue
         vpt = r["vpt"]
-        rows.append({
-            "model": name, "kind": r["kind"],
-            "vpt_median": vpt[str(EPS_DEFAULT)]["median"],
-            "vpt_q25": vpt[str(EPS_DEFAULT)]["q25"], "vpt_q75": vpt[str(EPS_DEFAULT)]["q75"],
-            "vpt_0.3_median": vpt["0.3"]["median"], "vpt_0.5_median": vpt["0.5"]["median"],
-            "one_step_nmse": r["one_step_nmse"], "climate_distance": r["climate_distance"],
-            "on_attractor": r["on_attractor"], "diverged_fraction": r["diverged_fraction"],
-            "train_time_s": r["train_time_s"],
-            "forecast_time_per_step_s": r["forecast_time_per_step_s"],
-            "n_parameters": r["n_parameters"],
-        })
+        rows.append(
+            {
+                "model": name,
+                "kind": r["kind"],
+                "vpt_median": vpt[str(EPS_DEFAULT)]["median"],
+                "vpt_q25": vpt[str(EPS_DEFAULT)]["q25"],
+                "vpt_q75": vpt[str(EPS_DEFAULT)]["q75"],
+                "vpt_0.3_median": vpt["0.3"]["median"],
+                "vpt_0.5_median": vpt["0.5"]["median"],
+                "one_step_nmse": r["one_step_nmse"],
+                "climate_distance": r["climate_distance"],
+                "on_attractor": r["on_attractor"],
+                "diverged_fraction": r["diverged_fraction"],
+                "train_time_s": r["train_time_s"],
+                "forecast_time_per_step_s": r["forecast_time_per_step_s"],
+                "n_parameters": r["n_parameters"],
+            }
+        )
     rows.sort(key=lambda row: -row["vpt_median"] if math.isfinite(row["vpt_median"]) else math.inf)
     for rank, row in enumerate(rows, 1):
         row["rank"] = rank

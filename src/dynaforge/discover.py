@@ -94,15 +94,17 @@ def run_sindy_discovery(
     Returns:
         The record written to ``discovery.json``.
     """
-    from dynaforge.models.sindy import SINDy, SimulationBlowUpError
+    from dynaforge.models.sindy import SimulationBlowUpError, SINDy
     from dynaforge.tasks.discovery import coefficient_errors
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / CONFIG_FILE, config)
     model = SINDy(**model_params)
-    log(f"fitting SINDy ({model.differentiation} derivatives, library {model.library}) on "
-        f"{train.n_trajectories} × {train.n_steps} samples ...")
+    log(
+        f"fitting SINDy ({model.differentiation} derivatives, library {model.library}) on "
+        f"{train.n_trajectories} × {train.n_steps} samples ..."
+    )
     start = time.perf_counter()
     model.fit(train)
     fit_time = time.perf_counter() - start
@@ -121,9 +123,13 @@ def run_sindy_discovery(
         "n_terms": int(np.count_nonzero(model.coefficients_)),
         "fit_time_s": fit_time,
         "model_params": model.get_params(),
-        "data": {"n_trajectories": train.n_trajectories, "n_steps": train.n_steps,
-                 "dt": train.dt, "source": train.metadata.get("source"),
-                 "noise": train.metadata.get("noise", 0.0)},
+        "data": {
+            "n_trajectories": train.n_trajectories,
+            "n_steps": train.n_steps,
+            "dt": train.dt,
+            "source": train.metadata.get("source"),
+            "noise": train.metadata.get("noise", 0.0),
+        },
         "truth": None,
         "errors": None,
     }
@@ -142,8 +148,7 @@ def run_sindy_discovery(
         record["truth"] = {"coefficients": truth, "source": truth_note}
         record["errors"] = coefficient_errors(model.coefficients_, truth)
         with np.errstate(divide="ignore", invalid="ignore"):
-            rel = np.where(truth != 0, np.abs(model.coefficients_ - truth) / np.abs(truth),
-                           np.nan)
+            rel = np.where(truth != 0, np.abs(model.coefficients_ - truth) / np.abs(truth), np.nan)
         record["relative_errors"] = rel
 
     # The discovered model simulated from the first trajectory's first (clean if known) state
@@ -159,8 +164,13 @@ def run_sindy_discovery(
     except SimulationBlowUpError as exc:
         record["simulation"] = {"blowup": str(exc), "t_end": float(t[-1])}
         log(f"simulating the discovered model: {exc}")
-    _write_npz(out / ARRAYS_FILE, t=t, reference=x_ref, data=train.x[0].numpy(),
-               simulated=_nan_if_none(simulated))
+    _write_npz(
+        out / ARRAYS_FILE,
+        t=t,
+        reference=x_ref,
+        data=train.x[0].numpy(),
+        simulated=_nan_if_none(simulated),
+    )
     record["elapsed_s"] = time.perf_counter() - start
     _write_json(out / RESULT_FILE, record)
     return record
@@ -185,8 +195,16 @@ def _autoencoder_workers(ae_config: Any, n_stacks: int, workers: int | None) -> 
     return max(1, min(os.cpu_count() or 1, n_stacks))
 
 
-def _stack_worker(ae_config: Any, stacks: list[list[int]], out_dir: str, data_seed: int,
-                  threads: int, epochs_done: Any, index: int, errors: Any) -> None:
+def _stack_worker(
+    ae_config: Any,
+    stacks: list[list[int]],
+    out_dir: str,
+    data_seed: int,
+    threads: int,
+    epochs_done: Any,
+    index: int,
+    errors: Any,
+) -> None:
     """Body of one training process: build the data, train and save its stacks."""
     try:
         import torch
@@ -200,16 +218,23 @@ def _stack_worker(ae_config: Any, stacks: list[list[int]], out_dir: str, data_se
             epochs_done[index] += 1
 
         for group in stacks:
-            for result in sindy_ae.train_seeds(train, ae_config, group, val=val,
-                                               progress=False, on_epoch_end=tick):
+            for result in sindy_ae.train_seeds(
+                train, ae_config, group, val=val, progress=False, on_epoch_end=tick
+            ):
                 sindy_ae.save_result(result, Path(out_dir) / SEEDS_DIR / f"seed-{result.seed}")
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises
         errors.put((index, type(exc).__name__, str(exc)))
         raise SystemExit(1) from None
 
 
-def _train_stacks_in_processes(ae_config: Any, stacks: list[list[int]], n_workers: int,
-                               out: Path, data_seed: int, progress: bool) -> None:
+def _train_stacks_in_processes(
+    ae_config: Any,
+    stacks: list[list[int]],
+    n_workers: int,
+    out: Path,
+    data_seed: int,
+    progress: bool,
+) -> None:
     """Train ``stacks`` in ``n_workers`` spawned processes (round robin), each with
     ``cores // n_workers`` threads; every seed's result is saved under ``out/seeds``.
 
@@ -228,15 +253,34 @@ def _train_stacks_in_processes(ae_config: Any, stacks: list[list[int]], n_worker
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=(ae_config.epochs + ae_config.refinement_epochs) * len(stacks),
-                   desc="sindy-ae stacks", unit="epoch", leave=False, dynamic_ncols=True)
+        bar = tqdm(
+            total=(ae_config.epochs + ae_config.refinement_epochs) * len(stacks),
+            desc="sindy-ae stacks",
+            unit="epoch",
+            leave=False,
+            dynamic_ncols=True,
+        )
     try:
         exit_codes = run_processes(
             _stack_worker,
-            [(ae_config, stacks[i::n_workers], str(out), data_seed, threads, epochs_done, i,
-              errors) for i in range(n_workers)],
-            threads=threads, name="dynaforge-sindy-ae", poll_s=1.0,
-            on_poll=None if bar is None else lambda: bar.update(sum(epochs_done[:]) - bar.n))
+            [
+                (
+                    ae_config,
+                    stacks[i::n_workers],
+                    str(out),
+                    data_seed,
+                    threads,
+                    epochs_done,
+                    i,
+                    errors,
+                )
+                for i in range(n_workers)
+            ],
+            threads=threads,
+            name="dynaforge-sindy-ae",
+            poll_s=1.0,
+            on_poll=None if bar is None else lambda: bar.update(sum(epochs_done[:]) - bar.n),
+        )
     finally:
         if bar is not None:
             bar.close()
@@ -291,8 +335,10 @@ def run_autoencoder_discovery(
     (out / SEEDS_DIR).mkdir(parents=True, exist_ok=True)
     _write_json(out / CONFIG_FILE, config)
     start = time.perf_counter()
-    log(f"building the data: {ae_config.n_ics} training + {ae_config.n_val_ics} validation "
-        "initial conditions, 128-D Legendre embedding ...")
+    log(
+        f"building the data: {ae_config.n_ics} training + {ae_config.n_val_ics} validation "
+        "initial conditions, 128-D Legendre embedding ..."
+    )
     train, val = sindy_ae.make_data(ae_config, seed=data_seed)
 
     finished: dict[int, Any] = {}
@@ -305,20 +351,23 @@ def run_autoencoder_discovery(
     # The missing seeds train side by side in stacks of AE_STACK (each exactly as it would
     # alone; one stack of 5 does ~2.6x the seed-steps/s of one seed on a CPU core); each
     # stack's results are saved as soon as it ends, so an interrupted run resumes there.
-    stacks = [missing[i:i + AE_STACK] for i in range(0, len(missing), AE_STACK)]
+    stacks = [missing[i : i + AE_STACK] for i in range(0, len(missing), AE_STACK)]
     n_workers = _autoencoder_workers(ae_config, len(stacks), workers)
     if n_workers > 1:
-        log(f"seeds {', '.join(map(str, missing))}: {len(stacks)} stacks of up to {AE_STACK}, "
-            f"trained by {n_workers} processes side by side ...")
+        log(
+            f"seeds {', '.join(map(str, missing))}: {len(stacks)} stacks of up to {AE_STACK}, "
+            f"trained by {n_workers} processes side by side ..."
+        )
         _train_stacks_in_processes(ae_config, stacks, n_workers, out, data_seed, progress)
         for seed in missing:
             finished[seed] = sindy_ae.load_result(out / SEEDS_DIR / f"seed-{seed}")
     else:
         for group in stacks:
-            log(f"seeds {', '.join(map(str, group))} ({missing.index(group[-1]) + 1}/"
-                f"{len(missing)} to train): training side by side ...")
-            for result in sindy_ae.train_seeds(train, ae_config, group, val=val,
-                                               progress=progress):
+            log(
+                f"seeds {', '.join(map(str, group))} ({missing.index(group[-1]) + 1}/"
+                f"{len(missing)} to train): training side by side ..."
+            )
+            for result in sindy_ae.train_seeds(train, ae_config, group, val=val, progress=progress):
                 sindy_ae.save_result(result, out / SEEDS_DIR / f"seed-{result.seed}")
                 finished[result.seed] = result
     results = [finished[seed] for seed in seeds]
@@ -326,20 +375,28 @@ def run_autoencoder_discovery(
     rows = []
     for result in results:
         match = lorenz_structure(result.coefficients, result.feature_names)
-        rows.append({
-            "seed": result.seed,
-            "n_terms": result.n_terms,
-            "lorenz_structure": match is not None,
-            "implied": None if match is None else {
-                "sigma": match.sigma, "rho": match.rho, "beta": match.beta},
-            "val_loss": float(result.val_losses["total"]),
-            "fit_time_s": float(result.fit_time_s),
-            "equations": result.equations(),
-        })
-        log(f"seed {result.seed}: {result.n_terms} terms, "
-            + ("Lorenz structure " + _implied_text(match) if match is not None
-               else "not Lorenz-structured")
-            + f", validation loss {result.val_losses['total']:.3g}")
+        rows.append(
+            {
+                "seed": result.seed,
+                "n_terms": result.n_terms,
+                "lorenz_structure": match is not None,
+                "implied": None
+                if match is None
+                else {"sigma": match.sigma, "rho": match.rho, "beta": match.beta},
+                "val_loss": float(result.val_losses["total"]),
+                "fit_time_s": float(result.fit_time_s),
+                "equations": result.equations(),
+            }
+        )
+        log(
+            f"seed {result.seed}: {result.n_terms} terms, "
+            + (
+                "Lorenz structure " + _implied_text(match)
+                if match is not None
+                else "not Lorenz-structured"
+            )
+            + f", validation loss {result.val_losses['total']:.3g}"
+        )
     # Lowest validation loss among the seeds with 7-term Lorenz structure (all seeds when
     # none has it): the paper, too, picks among its runs.
     best = sindy_ae.select_best(results, require_lorenz=True)
@@ -375,16 +432,30 @@ def run_autoencoder_discovery(
         },
         "true_coefficients": train.true_coefficients,
         "true_parameters": {"sigma": 10.0, "rho": 28.0, "beta": 8.0 / 3.0},
-        "data": {"n_ics": ae_config.n_ics, "n_val_ics": ae_config.n_val_ics,
-                 "steps": int(train.t.size), "dt": float(train.t[1] - train.t[0]),
-                 "noise": train.noise, "seed": data_seed},
+        "data": {
+            "n_ics": ae_config.n_ics,
+            "n_val_ics": ae_config.n_val_ics,
+            "steps": int(train.t.size),
+            "dt": float(train.t[1] - train.t[0]),
+            "noise": train.noise,
+            "seed": data_seed,
+        },
     }
-    _write_npz(out / ARRAYS_FILE, t=val.t - val.t[0], z_true=z_true, z_latent=z_latent,
-               z_mapped=z_mapped, z_sim=_nan_if_none(z_sim))
-    histories = {f"seed {r.seed}": {k: np.asarray(v, float) for k, v in r.history.items()}
-                 for r in results}
-    _write_npz(out / "histories.npz", **{f"{name}::{key}": v for name, h in histories.items()
-                                         for key, v in h.items()})
+    _write_npz(
+        out / ARRAYS_FILE,
+        t=val.t - val.t[0],
+        z_true=z_true,
+        z_latent=z_latent,
+        z_mapped=z_mapped,
+        z_sim=_nan_if_none(z_sim),
+    )
+    histories = {
+        f"seed {r.seed}": {k: np.asarray(v, float) for k, v in r.history.items()} for r in results
+    }
+    _write_npz(
+        out / "histories.npz",
+        **{f"{name}::{key}": v for name, h in histories.items() for key, v in h.items()},
+    )
     record["elapsed_s"] = time.perf_counter() - start
     _write_json(out / RESULT_FILE, record)
     return record

@@ -59,7 +59,9 @@ def integrate_rk4(
     if not torch.isfinite(x0).all():
         raise ValueError("x0 contains non-finite values")
     if steps < 0 or substeps < 1:
-        raise ValueError(f"need steps >= 0 and substeps >= 1, got steps={steps}, substeps={substeps}")
+        raise ValueError(
+            f"need steps >= 0 and substeps >= 1, got steps={steps}, substeps={substeps}"
+        )
     if not dt > 0:
         raise ValueError(f"dt must be positive, got {dt}")
     # Component-major storage behind (N, dim) views: x[:, i] is a contiguous row, so a
@@ -70,8 +72,7 @@ def integrate_rk4(
     if differentiable:  # keep the graph: collect states instead of writing into a buffer
         states = [x0]
     else:
-        store = torch.empty((steps + 1, x0.shape[1], x0.shape[0]), dtype=x0.dtype,
-                            device=x0.device)
+        store = torch.empty((steps + 1, x0.shape[1], x0.shape[0]), dtype=x0.dtype, device=x0.device)
         store[0] = x0.T
     x = x0 if differentiable else store[0].T
     h = dt / substeps

@@ -17,7 +17,9 @@ DIVERGENCE_NRMSE = 10.0
 
 
 def _as_numpy(x: torch.Tensor | np.ndarray) -> np.ndarray:
-    return x.detach().cpu().double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, float)
+    return (
+        x.detach().cpu().double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, float)
+    )
 
 
 def normalized_rmse(pred, truth, scale) -> np.ndarray:

@@ -24,20 +24,39 @@ _CAUSAL = {"window_stride": 4}
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {
         "task": {
-            "train_points": 40_000, "train_trajectories": 20, "val_points": 4_000,
-            "val_trajectories": 4, "n_test": 100, "context_steps": 200,
-            "horizon_lyapunov": 20.0, "n_climate": 10, "climate_lyapunov": 100.0,
+            "train_points": 40_000,
+            "train_trajectories": 20,
+            "val_points": 4_000,
+            "val_trajectories": 4,
+            "n_test": 100,
+            "context_steps": 200,
+            "horizon_lyapunov": 20.0,
+            "n_climate": 10,
+            "climate_lyapunov": 100.0,
         },
         "models": {
             "esn": {"reservoir_size": 1000},
             "ngrc": {},
-            "lstm": {"hidden_size": 64, "num_layers": 2, "context_length": 24,
-                     "train": _neural_train(25, 90, **_CAUSAL)},
-            "gru": {"hidden_size": 64, "num_layers": 2, "context_length": 24,
-                    "train": _neural_train(25, 90, **_CAUSAL)},
-            "transformer": {"d_model": 32, "nhead": 4, "num_layers": 2, "dim_feedforward": 64,
-                            "context_length": 16,
-                            "train": _neural_train(35, 90, window_stride=8, rollout_steps=2)},
+            "lstm": {
+                "hidden_size": 64,
+                "num_layers": 2,
+                "context_length": 24,
+                "train": _neural_train(25, 90, **_CAUSAL),
+            },
+            "gru": {
+                "hidden_size": 64,
+                "num_layers": 2,
+                "context_length": 24,
+                "train": _neural_train(25, 90, **_CAUSAL),
+            },
+            "transformer": {
+                "d_model": 32,
+                "nhead": 4,
+                "num_layers": 2,
+                "dim_feedforward": 64,
+                "context_length": 16,
+                "train": _neural_train(35, 90, window_stride=8, rollout_steps=2),
+            },
             "mlp": {"train": _neural_train(25, 90)},
             "rk4": {},
             "persistence": {},
@@ -45,21 +64,39 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     "full": {
         "task": {
-            "train_points": 120_000, "train_trajectories": 40, "val_points": 10_000,
-            "val_trajectories": 5, "n_test": 200, "context_steps": 200,
-            "horizon_lyapunov": 25.0, "n_climate": 20, "climate_lyapunov": 100.0,
+            "train_points": 120_000,
+            "train_trajectories": 40,
+            "val_points": 10_000,
+            "val_trajectories": 5,
+            "n_test": 200,
+            "context_steps": 200,
+            "horizon_lyapunov": 25.0,
+            "n_climate": 20,
+            "climate_lyapunov": 100.0,
         },
         "models": {
             "esn": {"reservoir_size": 2000, "density": 0.0015},
             "ngrc": {"degree": 5, "ridge": 1e-12},
-            "lstm": {"hidden_size": 64, "num_layers": 2, "context_length": 24,
-                     "train": _neural_train(200, 1800, patience=0, **_CAUSAL)},
-            "gru": {"hidden_size": 64, "num_layers": 2, "context_length": 24,
-                    "train": _neural_train(200, 1800, patience=0, **_CAUSAL)},
-            "transformer": {"d_model": 32, "nhead": 4, "num_layers": 2, "dim_feedforward": 64,
-                            "context_length": 16,
-                            "train": _neural_train(200, 1800, patience=0, window_stride=8,
-                                                   rollout_steps=2)},
+            "lstm": {
+                "hidden_size": 64,
+                "num_layers": 2,
+                "context_length": 24,
+                "train": _neural_train(200, 1800, patience=0, **_CAUSAL),
+            },
+            "gru": {
+                "hidden_size": 64,
+                "num_layers": 2,
+                "context_length": 24,
+                "train": _neural_train(200, 1800, patience=0, **_CAUSAL),
+            },
+            "transformer": {
+                "d_model": 32,
+                "nhead": 4,
+                "num_layers": 2,
+                "dim_feedforward": 64,
+                "context_length": 16,
+                "train": _neural_train(200, 1800, patience=0, window_stride=8, rollout_steps=2),
+            },
             "mlp": {"train": _neural_train(100, 1200, patience=0)},
             "rk4": {},
             "persistence": {},
@@ -86,7 +123,9 @@ def resolve_config(
     if config_file:
         unknown = set(config_file) - {"task", "models", "preset"}
         if unknown:
-            raise ValueError(f"unknown sections {sorted(unknown)} in config file; use task and models")
+            raise ValueError(
+                f"unknown sections {sorted(unknown)} in config file; use task and models"
+            )
         base["task"].update(config_file.get("task", {}))
         for name, params in config_file.get("models", {}).items():
             merged = base["models"].get(name, {})

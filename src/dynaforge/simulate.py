@@ -81,8 +81,9 @@ def simulate(
         raise ValueError(f"steps must be >= 1, got {steps}")
     generator = torch.Generator().manual_seed(seed)
     x0 = system.sample_initial_conditions(n_traj, generator).to(device)
-    x = integrate_states(system, x0, dt=dt, steps=steps, method=method, substeps=substeps,
-                         progress=progress).cpu()
+    x = integrate_states(
+        system, x0, dt=dt, steps=steps, method=method, substeps=substeps, progress=progress
+    ).cpu()
     n_sub = (substeps or default_substeps(system, dt)) if method == "rk4" else None
     solver = f"rk4 (h = dt/{n_sub})" if method == "rk4" else "DOP853 rtol=atol=1e-12"
     return Trajectories(

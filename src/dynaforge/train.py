@@ -174,11 +174,16 @@ def train_module(
         x_val = val_data[0].to(device=device, dtype=torch.float32)
         y_val = val_data[1][:, :k].to(device=device, dtype=torch.float32)
     try:  # the fused kernel: one op for all parameters (3x cheaper step on a CPU, measured)
-        optimizer = torch.optim.AdamW(module.parameters(), lr=config.learning_rate,
-                                      weight_decay=config.weight_decay, fused=True)
+        optimizer = torch.optim.AdamW(
+            module.parameters(),
+            lr=config.learning_rate,
+            weight_decay=config.weight_decay,
+            fused=True,
+        )
     except (RuntimeError, TypeError):  # pragma: no cover - devices/dtypes without it
-        optimizer = torch.optim.AdamW(module.parameters(), lr=config.learning_rate,
-                                      weight_decay=config.weight_decay)
+        optimizer = torch.optim.AdamW(
+            module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        )
     generator = torch.Generator().manual_seed(config.seed)
     history: dict[str, list[float]] = {"epoch": [], "train_loss": [], "val_loss": [], "lr": []}
     best_val, best_epoch, best_state = math.inf, 0, copy.deepcopy(module.state_dict())
@@ -200,8 +205,14 @@ def train_module(
     if config.progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=config.epochs, initial=start_epoch, desc=description, unit="epoch",
-                   leave=False, dynamic_ncols=True)
+        bar = tqdm(
+            total=config.epochs,
+            initial=start_epoch,
+            desc=description,
+            unit="epoch",
+            leave=False,
+            dynamic_ncols=True,
+        )
     t0 = time.perf_counter()
     stopped_early = False
     epoch = start_epoch
@@ -247,18 +258,29 @@ def train_module(
             best_state = copy.deepcopy(module.state_dict())
         elapsed = elapsed_before + time.perf_counter() - t0
         if ckpt_path is not None:
-            _save_checkpoint(ckpt_path, {
-                "module": module.state_dict(), "optimizer": optimizer.state_dict(),
-                "generator": generator.get_state(), "history": history, "best_val": best_val,
-                "best_epoch": best_epoch, "best_state": best_state, "epoch": epoch + 1,
-                "elapsed_s": elapsed,
-            })
+            _save_checkpoint(
+                ckpt_path,
+                {
+                    "module": module.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "generator": generator.get_state(),
+                    "history": history,
+                    "best_val": best_val,
+                    "best_epoch": best_epoch,
+                    "best_state": best_state,
+                    "epoch": epoch + 1,
+                    "elapsed_s": elapsed,
+                },
+            )
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(train=f"{train_loss:.2e}", val=f"{val_loss:.2e}", best=f"{best_val:.2e}")
+            bar.set_postfix(
+                train=f"{train_loss:.2e}", val=f"{val_loss:.2e}", best=f"{best_val:.2e}"
+            )
         if on_epoch_end is not None:
-            on_epoch_end(epoch + 1, {"train_loss": train_loss, "val_loss": val_loss,
-                                     "lr": history["lr"][-1]})
+            on_epoch_end(
+                epoch + 1, {"train_loss": train_loss, "val_loss": val_loss, "lr": history["lr"][-1]}
+            )
         if config.patience and epoch + 1 - best_epoch >= config.patience:
             stopped_early = True
             break

@@ -43,9 +43,16 @@ def environment(env: dict[str, str]) -> Iterator[None]:
                 os.environ[name] = value
 
 
-def run_processes(target: Callable[..., None], args: Sequence[tuple[Any, ...]], *, threads: int,
-                  n_gpus: int = 0, name: str = "dynaforge-worker",
-                  on_poll: Callable[[], None] | None = None, poll_s: float = 2.0) -> list[int]:
+def run_processes(
+    target: Callable[..., None],
+    args: Sequence[tuple[Any, ...]],
+    *,
+    threads: int,
+    n_gpus: int = 0,
+    name: str = "dynaforge-worker",
+    on_poll: Callable[[], None] | None = None,
+    poll_s: float = 2.0,
+) -> list[int]:
     """Run ``target(*args[i])`` in one spawned process per ``args`` entry and wait for them.
 
     Process ``i`` starts with :func:`worker_environment` ``(i, threads, n_gpus)``.

@@ -14,6 +14,7 @@ Each part records how it was cut in ``metadata["split"]``.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -40,7 +41,7 @@ def split_by_trajectory(
     fractions = _check_fractions(fractions)
     n = traj.n_trajectories
     bounds = _boundaries(fractions, n)
-    sizes = [b - a for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    sizes = [b - a for a, b in itertools.pairwise(bounds)]
     if min(sizes) < 1:
         k = sizes.index(min(sizes))
         raise ValueError(
@@ -49,7 +50,7 @@ def split_by_trajectory(
         )
     perm = torch.randperm(n, generator=generator)
     parts = []
-    for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+    for k, (a, b) in enumerate(itertools.pairwise(bounds)):
         indices = perm[a:b].sort().values
         split = {"by": "trajectory", "part": k, "fractions": fractions, "indices": indices.tolist()}
         parts.append(_part(traj, traj.t, traj.x[indices], split))
@@ -78,7 +79,7 @@ def split_by_time(
     steps = traj.n_steps
     usable = steps - gap * (len(fractions) - 1)
     bounds = _boundaries(fractions, max(usable, 0))
-    sizes = [b - a for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    sizes = [b - a for a, b in itertools.pairwise(bounds)]
     if usable < 0 or min(sizes) < 2:
         k = sizes.index(min(sizes))
         raise ValueError(
@@ -86,7 +87,7 @@ def split_by_time(
             f"would get {sizes[k]} steps, need at least 2 (sizes {sizes})"
         )
     parts = []
-    for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+    for k, (a, b) in enumerate(itertools.pairwise(bounds)):
         start, stop = a + k * gap, b + k * gap
         split = {
             "by": "time",

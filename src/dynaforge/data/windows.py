@@ -34,7 +34,7 @@ def make_windows(
     if not isinstance(x, torch.Tensor) or x.ndim != 3:
         shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"x must be a 3-D tensor (N, T, D), got {shape}")
-    n, steps, dim = x.shape
+    _n, steps, dim = x.shape
     need = context + horizon
     if steps < need:
         raise ValueError(

@@ -50,15 +50,17 @@ def finite_difference(x: np.ndarray, dt: float, *, order: int = 2) -> np.ndarray
     if order == 2:
         return np.gradient(x, dt, axis=-2, edge_order=2)
     out = np.empty_like(x)
-    out[..., 2:-2, :] = (x[..., :-4, :] - 8.0 * x[..., 1:-3, :] + 8.0 * x[..., 3:-1, :]
-                         - x[..., 4:, :]) / (12.0 * dt)
+    out[..., 2:-2, :] = (
+        x[..., :-4, :] - 8.0 * x[..., 1:-3, :] + 8.0 * x[..., 3:-1, :] - x[..., 4:, :]
+    ) / (12.0 * dt)
     head = x[..., :5, :]
     tail = x[..., -5:, :]
     for row in range(2):
         out[..., row, :] = np.tensordot(_FD4_EDGE[row], head, axes=([0], [-2])) / dt
         # Mirror: d/dt at T-1-row uses the reversed samples and a negated stencil.
-        out[..., -1 - row, :] = -np.tensordot(_FD4_EDGE[row], tail[..., ::-1, :],
-                                              axes=([0], [-2])) / dt
+        out[..., -1 - row, :] = (
+            -np.tensordot(_FD4_EDGE[row], tail[..., ::-1, :], axes=([0], [-2])) / dt
+        )
     return out
 
 
@@ -125,8 +127,12 @@ def smoothed_finite_difference(
     x = _check(x, dt, polyorder + 2, f"Savitzky-Golay differentiation (polyorder {polyorder})")
     if window is None:
         window = auto_window(x, polyorder=polyorder)
-    if (isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window % 2 == 0
-            or window <= polyorder):
+    if (
+        isinstance(window, bool)
+        or not isinstance(window, (int, np.integer))
+        or window % 2 == 0
+        or window <= polyorder
+    ):
         raise ValueError(f"window must be an odd integer > polyorder = {polyorder}, got {window!r}")
     if window > x.shape[-2]:
         raise ValueError(f"window {window} is longer than the data (T = {x.shape[-2]})")

@@ -78,7 +78,9 @@ class AbstractLibrary(ABC):
     def fit(self, state_names: Sequence[str]) -> Self:
         """Fix the state dimension ``D`` and the term list; returns ``self``."""
         if isinstance(state_names, str) or len(state_names) == 0:
-            raise ValueError(f"state_names must be a non-empty sequence of names, got {state_names!r}")
+            raise ValueError(
+                f"state_names must be a non-empty sequence of names, got {state_names!r}"
+            )
         names = tuple(str(n) for n in state_names)
         if len(set(names)) != len(names):
             raise ValueError(f"state_names must be distinct, got {names!r}")
@@ -215,8 +217,11 @@ class FourierLibrary(AbstractLibrary):
     """
 
     def __init__(self, n_frequencies: int = 1) -> None:
-        if (isinstance(n_frequencies, bool) or not isinstance(n_frequencies, (int, np.integer))
-                or n_frequencies < 1):
+        if (
+            isinstance(n_frequencies, bool)
+            or not isinstance(n_frequencies, (int, np.integer))
+            or n_frequencies < 1
+        ):
             raise ValueError(f"n_frequencies must be an integer >= 1, got {n_frequencies!r}")
         self.n_frequencies = int(n_frequencies)
 
@@ -264,10 +269,14 @@ class CustomLibrary(AbstractLibrary):
             expressions = [expressions]
         exprs = [e.strip() if isinstance(e, str) else e for e in expressions]
         if not exprs or not all(isinstance(e, str) and e for e in exprs):
-            raise ValueError(f"custom library needs non-empty expression strings, got {expressions!r}")
+            raise ValueError(
+                f"custom library needs non-empty expression strings, got {expressions!r}"
+            )
         bad = [e for e in exprs if ";" in e]
         if bad:
-            raise ValueError(f"custom expressions cannot contain ';' (the separator), got {bad[0]!r}")
+            raise ValueError(
+                f"custom expressions cannot contain ';' (the separator), got {bad[0]!r}"
+            )
         self.expressions = tuple(exprs)
 
     def spec(self) -> str:
@@ -287,14 +296,15 @@ class CustomLibrary(AbstractLibrary):
                 raise ValueError(f"cannot parse custom library term {text!r}: {exc}") from None
             if not isinstance(expr, sympy.Expr):
                 # Bad input is a ValueError throughout dynaforge (a user's spec, not a bug).
-                raise ValueError(  # noqa: TRY004
-                    f"custom library term {text!r} is not an expression")
+                raise ValueError(f"custom library term {text!r} is not an expression")
             unknown = sorted(str(s) for s in expr.free_symbols - set(syms))
             if unknown:
                 hint = ""
                 if any(_POLY.fullmatch(u) or _FOURIER.fullmatch(u) for u in unknown):
-                    hint = ("; a custom: part runs to the end of the spec or of its parentheses, "
-                            "so write e.g. (custom:exp(-x))+poly1")
+                    hint = (
+                        "; a custom: part runs to the end of the spec or of its parentheses, "
+                        "so write e.g. (custom:exp(-x))+poly1"
+                    )
                 raise ValueError(
                     f"custom library term {text!r} uses {', '.join(unknown)}, which is not a "
                     f"state name (states: {', '.join(state_names)}){hint}"
@@ -339,7 +349,7 @@ class ConcatLibrary(AbstractLibrary):
         flat: list[AbstractLibrary] = []
         for lib in libraries:
             if not isinstance(lib, AbstractLibrary):
-                raise ValueError(f"ConcatLibrary takes libraries, got {lib!r}")  # noqa: TRY004
+                raise ValueError(f"ConcatLibrary takes libraries, got {lib!r}")
             flat += lib.libraries if isinstance(lib, ConcatLibrary) else [lib]
         if not flat:
             raise ValueError("ConcatLibrary needs at least one library")
@@ -378,8 +388,7 @@ class TensoredLibrary(AbstractLibrary):
 
     def __init__(self, a: AbstractLibrary, b: AbstractLibrary) -> None:
         if not (isinstance(a, AbstractLibrary) and isinstance(b, AbstractLibrary)):
-            raise ValueError(  # noqa: TRY004
-                f"TensoredLibrary takes two libraries, got {a!r}, {b!r}")
+            raise ValueError(f"TensoredLibrary takes two libraries, got {a!r}, {b!r}")
         self.a, self.b = a, b
 
     def spec(self) -> str:
@@ -446,7 +455,7 @@ class _Parser:
     def parse(self) -> AbstractLibrary:
         lib = self.sum()
         if self.peek():
-            raise _bad_spec(self.text, f"unexpected {self.text[self.pos:]!r}")
+            raise _bad_spec(self.text, f"unexpected {self.text[self.pos :]!r}")
         return lib
 
     def sum(self) -> AbstractLibrary:
@@ -490,7 +499,7 @@ class _Parser:
             return CustomLibrary(exprs)
         match = re.compile(r"[a-z]+\d*(-noconst)?").match(self.text, self.pos)
         if match is None:
-            raise _bad_spec(self.text, f"cannot read a library at {self.text[self.pos:]!r}")
+            raise _bad_spec(self.text, f"cannot read a library at {self.text[self.pos :]!r}")
         word = match.group(0)
         self.pos = match.end()
         if m := _POLY.fullmatch(word):

@@ -160,8 +160,10 @@ def _check_problem(theta: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, n
 
 
 def _check_threshold(threshold: float) -> float:
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)) or not (
-        math.isfinite(threshold) and threshold >= 0
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, (int, float, np.floating))
+        or not (math.isfinite(threshold) and threshold >= 0)
     ):
         raise ValueError(f"threshold must be a finite number >= 0, got {threshold!r}")
     return float(threshold)
@@ -187,8 +189,9 @@ class _Stats:
     n_rows: int
 
     def __sub__(self, other: _Stats) -> _Stats:
-        return _Stats(self.a - other.a, self.c - other.c, self.yy - other.yy,
-                      self.n_rows - other.n_rows)
+        return _Stats(
+            self.a - other.a, self.c - other.c, self.yy - other.yy, self.n_rows - other.n_rows
+        )
 
 
 def _scales(theta: np.ndarray, n_eq: int, normalize: bool) -> np.ndarray:
@@ -201,8 +204,9 @@ def _scales(theta: np.ndarray, n_eq: int, normalize: bool) -> np.ndarray:
     return np.broadcast_to(norms, (n_eq, p)).copy()
 
 
-def _stats(theta: np.ndarray, target: np.ndarray, scale: np.ndarray,
-           rows: slice | np.ndarray = slice(None)) -> _Stats:
+def _stats(
+    theta: np.ndarray, target: np.ndarray, scale: np.ndarray, rows: slice | np.ndarray = slice(None)
+) -> _Stats:
     y = target[rows]
     if theta.ndim == 2:
         t = theta[rows]
@@ -233,8 +237,16 @@ def _rss(a: np.ndarray, c: np.ndarray, yy: float, w: np.ndarray) -> float:
     return max(float(yy - 2.0 * w @ c + w @ a @ w), 0.0)
 
 
-def _stlsq_eq(a: np.ndarray, c: np.ndarray, yy: float, threshold: float, ridge: float,
-              max_iter: int, relative: bool, weights: np.ndarray) -> np.ndarray:
+def _stlsq_eq(
+    a: np.ndarray,
+    c: np.ndarray,
+    yy: float,
+    threshold: float,
+    ridge: float,
+    max_iter: int,
+    relative: bool,
+    weights: np.ndarray,
+) -> np.ndarray:
     """STLSQ for one equation on normalised statistics (normalised coefficients)."""
     scale = math.sqrt(yy) if relative else 1.0
     active = np.diag(a) > 0
@@ -251,8 +263,16 @@ def _stlsq_eq(a: np.ndarray, c: np.ndarray, yy: float, threshold: float, ridge: 
     return w
 
 
-def _backward_eq(a: np.ndarray, c: np.ndarray, yy: float, variance: float, ridge: float,
-                 weights: np.ndarray, threshold: float, cache: dict | None = None) -> np.ndarray:
+def _backward_eq(
+    a: np.ndarray,
+    c: np.ndarray,
+    yy: float,
+    variance: float,
+    ridge: float,
+    weights: np.ndarray,
+    threshold: float,
+    cache: dict | None = None,
+) -> np.ndarray:
     """Greedy backward elimination of one equation (normalised coefficients).
 
     Minimises ``RSS / σ² + threshold Σ_{j kept} w_j`` greedily: from the full model, remove
@@ -301,19 +321,36 @@ def _variances(st: _Stats, min_variance: np.ndarray, ridge: float) -> np.ndarray
     return out
 
 
-def _fit(st: _Stats, threshold: float, optimizer: str, ridge: float, max_iter: int,
-         relative: bool, weights: np.ndarray, variance: np.ndarray,
-         caches: list[dict] | None = None) -> np.ndarray:
+def _fit(
+    st: _Stats,
+    threshold: float,
+    optimizer: str,
+    ridge: float,
+    max_iter: int,
+    relative: bool,
+    weights: np.ndarray,
+    variance: np.ndarray,
+    caches: list[dict] | None = None,
+) -> np.ndarray:
     """Normalised ``(D, P)`` coefficients at one threshold (``caches``: one dict per equation,
     reused across thresholds of the same problem)."""
     out = np.zeros(st.c.shape)
     for i in range(st.c.shape[0]):
         if optimizer == "stlsq":
-            out[i] = _stlsq_eq(st.a[i], st.c[i], st.yy[i], threshold, ridge, max_iter,
-                               relative, weights)
+            out[i] = _stlsq_eq(
+                st.a[i], st.c[i], st.yy[i], threshold, ridge, max_iter, relative, weights
+            )
         else:
-            out[i] = _backward_eq(st.a[i], st.c[i], st.yy[i], variance[i], ridge, weights,
-                                  threshold, None if caches is None else caches[i])
+            out[i] = _backward_eq(
+                st.a[i],
+                st.c[i],
+                st.yy[i],
+                variance[i],
+                ridge,
+                weights,
+                threshold,
+                None if caches is None else caches[i],
+            )
     return out
 
 
@@ -369,8 +406,19 @@ def stlsq(
         raise ValueError(f"max_iter must be >= 1, got {max_iter!r}")
     weights = _check_weights(weights, theta.shape[-1])
     st = _stats(theta, target, scale)
-    return _fit(st, threshold, "stlsq", ridge, max_iter, normalize_columns, weights,
-                np.ones(target.shape[1])) / scale
+    return (
+        _fit(
+            st,
+            threshold,
+            "stlsq",
+            ridge,
+            max_iter,
+            normalize_columns,
+            weights,
+            np.ones(target.shape[1]),
+        )
+        / scale
+    )
 
 
 def backward_elimination(
@@ -448,8 +496,9 @@ def long_run_variance(residual: np.ndarray, max_lag: int | None = None) -> np.nd
     return np.maximum(total, gamma0)
 
 
-def _criterion(st: _Stats, w: np.ndarray, variance: np.ndarray, weights: np.ndarray,
-               penalty: float) -> float:
+def _criterion(
+    st: _Stats, w: np.ndarray, variance: np.ndarray, weights: np.ndarray, penalty: float
+) -> float:
     total = 0.0
     for i in range(st.c.shape[0]):
         rss = _rss(st.a[i], st.c[i], st.yy[i], w[i])
@@ -507,8 +556,10 @@ def select_threshold(
         threshold (the largest threshold among equally scored ones).
     """
     if method not in SELECTION_METHODS:
-        raise ValueError(f"unknown threshold-selection method {method!r}; use one of "
-                         f"{', '.join(SELECTION_METHODS)}")
+        raise ValueError(
+            f"unknown threshold-selection method {method!r}; use one of "
+            f"{', '.join(SELECTION_METHODS)}"
+        )
     _check_optimizer(optimizer)
     relative = normalize_columns or optimizer == "backward"
     theta, target, scale, floor = _prepare(theta, target, relative, min_variance)
@@ -516,8 +567,9 @@ def select_threshold(
     m_rows, n_eq = target.shape
     if penalty is None:
         penalty = {"bic": math.log(m_rows), "aic": 2.0, "cv": 0.0}.get(
-            method, significance_penalty(n_eq * theta.shape[-1]) if method == "significance"
-            else 0.0)
+            method,
+            significance_penalty(n_eq * theta.shape[-1]) if method == "significance" else 0.0,
+        )
     elif not (math.isfinite(penalty) and penalty >= 0):
         raise ValueError(f"penalty must be a finite number >= 0, got {penalty!r}")
     full = _stats(theta, target, scale)
@@ -529,8 +581,9 @@ def select_threshold(
         path = np.unique(np.concatenate([[0.0], path]))
         kind = "significance"
     else:
-        w0 = np.array([_solve(full.a[i], full.c[i], np.diag(full.a[i]) > 0, ridge)
-                       for i in range(n_eq)])
+        w0 = np.array(
+            [_solve(full.a[i], full.c[i], np.diag(full.a[i]) > 0, ridge) for i in range(n_eq)]
+        )
         mags = np.abs(w0) / (np.sqrt(np.maximum(full.yy, 1e-300))[:, None] if relative else 1.0)
         mags = (mags / weights)[mags > 0]
         if mags.size:
@@ -542,14 +595,16 @@ def select_threshold(
         path = np.concatenate([[0.0], grid])
         kind = "relative contribution" if relative else "coefficient"
     caches: list[dict] = [{} for _ in range(n_eq)]
-    models = [_fit(full, t, optimizer, ridge, max_iter, relative, weights, variance, caches)
-              for t in path]
+    models = [
+        _fit(full, t, optimizer, ridge, max_iter, relative, weights, variance, caches) for t in path
+    ]
     n_terms = np.array([int(np.count_nonzero(w)) for w in models])
     errors = None
     if method == "cv":
         if not 2 <= n_folds <= m_rows:
-            raise ValueError(f"n_folds must be between 2 and the number of rows {m_rows}, "
-                             f"got {n_folds}")
+            raise ValueError(
+                f"n_folds must be between 2 and the number of rows {m_rows}, got {n_folds}"
+            )
         bounds = np.linspace(0, m_rows, n_folds + 1).round().astype(int)
         fold_scores = np.zeros((len(path), n_folds))
         for f in range(n_folds):
@@ -557,8 +612,9 @@ def select_threshold(
             train = full - held
             fold_caches: list[dict] = [{} for _ in range(n_eq)]
             for j, t in enumerate(path):
-                w = _fit(train, t, optimizer, ridge, max_iter, relative, weights, variance,
-                         fold_caches)
+                w = _fit(
+                    train, t, optimizer, ridge, max_iter, relative, weights, variance, fold_caches
+                )
                 fold_scores[j, f] = _criterion(held, w, variance, weights, 0.0)
         scores = fold_scores.sum(axis=1)
         errors = fold_scores.std(axis=1, ddof=1) * math.sqrt(n_folds)
@@ -628,8 +684,9 @@ def ensemble(
     for k in range(int(n_models)):
         rows = np.sort(rng.choice(m_rows, size=n_sub, replace=False))
         st = _stats(theta, target, scale, rows)
-        coefs[k] = _fit(st, threshold, optimizer, ridge, max_iter, relative, weights,
-                        variance) / scale
+        coefs[k] = (
+            _fit(st, threshold, optimizer, ridge, max_iter, relative, weights, variance) / scale
+        )
     inclusion = (coefs != 0).mean(axis=0)
     aggregate = np.median(coefs, axis=0)
     aggregate[inclusion < inclusion_threshold] = 0.0

@@ -64,15 +64,18 @@ def _exponents(names: Sequence[str]) -> tuple[list[str], list[tuple[int, ...]]]:
             for factor in name.split(" "):
                 var, _, power = factor.partition("^")
                 if var not in variables:
-                    raise ValueError(f"term {name!r} uses {var!r}, which is no library variable "
-                                     f"(variables: {variables})")
+                    raise ValueError(
+                        f"term {name!r} uses {var!r}, which is no library variable "
+                        f"(variables: {variables})"
+                    )
                 e[variables.index(var)] += int(power) if power else 1
         exps.append(tuple(e))
     return variables, exps
 
 
-def lorenz_structure(coefficients: np.ndarray, names: Sequence[str], *, tol: float = 0.0
-                     ) -> LorenzMatch | None:
+def lorenz_structure(
+    coefficients: np.ndarray, names: Sequence[str], *, tol: float = 0.0
+) -> LorenzMatch | None:
     """Lorenz structure of a 3-variable model, or None.
 
     Args:
@@ -89,8 +92,10 @@ def lorenz_structure(coefficients: np.ndarray, names: Sequence[str], *, tol: flo
     """
     coefficients = np.asarray(coefficients, dtype=np.float64)
     if coefficients.ndim != 2 or coefficients.shape[0] != 3 or coefficients.shape[1] != len(names):
-        raise ValueError(f"coefficients must be shaped (3, {len(names)}) to match the names, got "
-                         f"{coefficients.shape}")
+        raise ValueError(
+            f"coefficients must be shaped (3, {len(names)}) to match the names, got "
+            f"{coefficients.shape}"
+        )
     variables, exps = _exponents(names)
     if len(variables) != 3:
         raise ValueError(f"need a library in 3 variables, found {variables}")
@@ -109,9 +114,14 @@ def lorenz_structure(coefficients: np.ndarray, names: Sequence[str], *, tol: flo
     for ix, iy, iz in itertools.permutations(range(3)):
         # (equation, term exponents, symbol, required?)
         pattern = [
-            (ix, unit(ix), "A1", True), (ix, unit(iy), "A2", True),
-            (iy, unit(ix), "B1", False), (iy, unit(iy), "B2", True), (iy, unit(ix, iz), "B3", True),
-            (iz, unit(), "K", False), (iz, unit(iz), "C1", True), (iz, unit(ix, iy), "C2", True),
+            (ix, unit(ix), "A1", True),
+            (ix, unit(iy), "A2", True),
+            (iy, unit(ix), "B1", False),
+            (iy, unit(iy), "B2", True),
+            (iy, unit(ix, iz), "B3", True),
+            (iz, unit(), "K", False),
+            (iz, unit(iz), "C1", True),
+            (iz, unit(ix, iy), "C2", True),
         ]
         if any(e not in column for _, e, _, req in pattern if req):
             continue
@@ -122,8 +132,12 @@ def lorenz_structure(coefficients: np.ndarray, names: Sequence[str], *, tol: flo
         if (active & ~allowed).any():
             continue
         values = {"B1": 0.0, "K": 0.0}
-        values.update({sym: float(coefficients[eq, column[e]]) if active[eq, column[e]] else 0.0
-                       for eq, e, sym, _ in pattern})
+        values.update(
+            {
+                sym: float(coefficients[eq, column[e]]) if active[eq, column[e]] else 0.0
+                for eq, e, sym, _ in pattern
+            }
+        )
         if any(values[sym] == 0.0 for _, _, sym, req in pattern if req):
             continue
         if values["B1"] == 0.0 and values["K"] == 0.0:  # ρ would be 0: not a Lorenz flow
@@ -133,13 +147,22 @@ def lorenz_structure(coefficients: np.ndarray, names: Sequence[str], *, tol: flo
         sigma, beta = -values["A1"], -values["C1"]
         rho = values["A2"] / sigma * (values["B1"] + values["K"] * values["B3"] / beta)
         shift = -values["K"] * values["A2"] * values["B3"] / (sigma * beta)
-        return LorenzMatch(permutation=(ix, iy, iz), n_terms=n_terms, sigma=sigma, rho=rho,
-                           beta=beta, unit=values["B2"], shift=shift, coefficients=values)
+        return LorenzMatch(
+            permutation=(ix, iy, iz),
+            n_terms=n_terms,
+            sigma=sigma,
+            rho=rho,
+            beta=beta,
+            unit=values["B2"],
+            shift=shift,
+            coefficients=values,
+        )
     return None
 
 
-def affine_map(z_latent: np.ndarray, z_true: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def affine_map(
+    z_latent: np.ndarray, z_true: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Least-squares affine map from learned to true coordinates, ``z_true ≈ A z + b``.
 
     Args:
@@ -153,8 +176,10 @@ def affine_map(z_latent: np.ndarray, z_true: np.ndarray
     zl = np.asarray(z_latent, dtype=np.float64).reshape(-1, np.shape(z_latent)[-1])
     zt = np.asarray(z_true, dtype=np.float64).reshape(-1, np.shape(z_true)[-1])
     if zl.shape[0] != zt.shape[0] or zl.shape[0] < zl.shape[1] + 1:
-        raise ValueError(f"need matching sample counts (more than {zl.shape[1]}), got "
-                         f"{zl.shape[0]} latent and {zt.shape[0]} true samples")
+        raise ValueError(
+            f"need matching sample counts (more than {zl.shape[1]}), got "
+            f"{zl.shape[0]} latent and {zt.shape[0]} true samples"
+        )
     design = np.hstack([zl, np.ones((zl.shape[0], 1))])
     solution, *_ = np.linalg.lstsq(design, zt, rcond=None)
     residual = zt - design @ solution

@@ -63,12 +63,17 @@ class WeakForm:
 
     def __post_init__(self) -> None:
         if isinstance(self.degree, bool) or not isinstance(self.degree, int) or self.degree < 2:
-            raise ValueError(f"weak-form test-function degree must be an integer >= 2, got {self.degree!r}")
+            raise ValueError(
+                f"weak-form test-function degree must be an integer >= 2, got {self.degree!r}"
+            )
         for name in ("n_subdomains", "half_width"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or value < 1):
-                raise ValueError(f"weak-form {name} must be a positive integer or None, got {value!r}")
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ValueError(
+                    f"weak-form {name} must be a positive integer or None, got {value!r}"
+                )
         if not 0 < self.tol < 1:
             raise ValueError(f"weak-form tol must be in (0, 1), got {self.tol!r}")
 
@@ -115,8 +120,9 @@ class WeakForm:
         m = half_width
         return np.round(np.linspace(m, steps - 1 - m, n_subdomains)).astype(np.intp)
 
-    def test_functions(self, steps: int, dt: float, half_width: int,
-                       n_subdomains: int) -> tuple[np.ndarray, np.ndarray]:
+    def test_functions(
+        self, steps: int, dt: float, half_width: int, n_subdomains: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Quadrature-weighted test functions and their time derivatives on the sample grid.
 
         Returns:
@@ -136,8 +142,9 @@ class WeakForm:
         return v, dv
 
     # -- the regression problem -------------------------------------------------------------
-    def system(self, x: np.ndarray, dt: float,
-               features: Callable[[np.ndarray], np.ndarray]) -> WeakSystem:
+    def system(
+        self, x: np.ndarray, dt: float, features: Callable[[np.ndarray], np.ndarray]
+    ) -> WeakSystem:
         """The weak-form regression of trajectories ``x`` (see :class:`WeakSystem`).
 
         Args:
@@ -162,11 +169,21 @@ class WeakForm:
         # Integrals over each support window (no dense K × T matrices).
         g = np.einsum("s,nksp->nkp", phi, theta[:, cols]).reshape(-1, theta.shape[-1])
         b = -np.einsum("s,nksd->nkd", dphi, x[:, cols]).reshape(-1, x.shape[-1])
-        return WeakSystem(x=x, dt=dt, phi=phi, dphi=dphi, centres=centres, g=g, b=b,
-                          half_width=m, features=features)
+        return WeakSystem(
+            x=x,
+            dt=dt,
+            phi=phi,
+            dphi=dphi,
+            centres=centres,
+            g=g,
+            b=b,
+            half_width=m,
+            features=features,
+        )
 
-    def build(self, x: np.ndarray, dt: float,
-              features: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def build(
+        self, x: np.ndarray, dt: float, features: Callable[[np.ndarray], np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Weak-form regression ``(G, b)``: ``G`` ``(N K, P)``, ``b`` ``(N K, D)``; rows of
         trajectory ``n`` are ``n K .. (n + 1) K - 1``, in time order."""
         system = self.system(x, dt, features)
@@ -178,8 +195,11 @@ class WeakForm:
         if x.ndim == 2:
             x = x[None]
         m = self.choose_half_width(x)
-        return {"half_width": m, "n_subdomains": self.subdomains(x.shape[1], m),
-                "degree": self.degree}
+        return {
+            "half_width": m,
+            "n_subdomains": self.subdomains(x.shape[1], m),
+            "degree": self.degree,
+        }
 
 
 @dataclasses.dataclass
@@ -227,8 +247,9 @@ class WeakSystem:
             self._grad = np.stack(grads, axis=-2)
         return self._grad
 
-    def whitened(self, equation: int, coefficients: np.ndarray,
-                 sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def whitened(
+        self, equation: int, coefficients: np.ndarray, sigma: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Rows of one equation whitened by the noise covariance of its weak residual.
 
         Noise ``η`` of standard deviation ``sigma_d`` on the samples of state ``d`` enters the
@@ -260,8 +281,9 @@ class WeakSystem:
             b_out[rows] = solve_banded((band, 0), lower, self.b[rows, equation])
         return g_out, b_out
 
-    def covariance_band(self, trajectory: int, equation: int, coefficients: np.ndarray,
-                        sigma: np.ndarray) -> np.ndarray:
+    def covariance_band(
+        self, trajectory: int, equation: int, coefficients: np.ndarray, sigma: np.ndarray
+    ) -> np.ndarray:
         """The residual covariance of one trajectory's rows (see :meth:`whitened`) in LAPACK
         lower banded storage ``ab[o, j] = C[j + o, j]`` ``(bandwidth + 1, K)``."""
         jac = self.library_gradient()[trajectory] @ coefficients  # (T, D): ∂f_i/∂x_d
@@ -272,7 +294,7 @@ class WeakSystem:
         cols = centres[:, None] + np.arange(-m, m + 1)[None, :]
         # Supports k and k + o overlap while their centres are closer than 2m + 1 samples.
         band = 0
-        while band + 1 < k and np.any(centres[band + 1:] - centres[: k - band - 1] < width):
+        while band + 1 < k and np.any(centres[band + 1 :] - centres[: k - band - 1] < width):
             band += 1
         # The noise map of each row restricted to its support: (D, K, 2m + 1).
         rows = -self.phi[None, None, :] * jac[cols].transpose(2, 0, 1)

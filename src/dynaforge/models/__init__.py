@@ -47,8 +47,19 @@ def create_model(name: str, **params) -> AbstractForecaster:
 
 
 __all__ = [
-    "AbstractForecaster", "AbstractNeuralForecaster", "NotFittedError", "MODELS",
-    "get_model_class", "create_model", "EchoStateNetwork", "NGRC", "LSTMForecaster",
-    "GRUForecaster", "TransformerForecaster", "MLPForecaster", "RK4Baseline", "Persistence",
+    "MODELS",
+    "NGRC",
+    "AbstractForecaster",
+    "AbstractNeuralForecaster",
+    "EchoStateNetwork",
+    "GRUForecaster",
+    "LSTMForecaster",
+    "MLPForecaster",
+    "NotFittedError",
+    "Persistence",
+    "RK4Baseline",
     "SINDy",
+    "TransformerForecaster",
+    "create_model",
+    "get_model_class",
 ]

@@ -103,7 +103,11 @@ class EchoStateNetwork(AbstractForecaster):
         n = self.reservoir_size
         rng = np.random.default_rng(self.seed)
         w = sp.random(
-            n, n, density=self.density, format="csr", random_state=rng,
+            n,
+            n,
+            density=self.density,
+            format="csr",
+            random_state=rng,
             data_rvs=lambda k: rng.uniform(-1.0, 1.0, k),
         )
         if w.nnz and self.spectral_radius > 0:
@@ -192,8 +196,9 @@ class EchoStateNetwork(AbstractForecaster):
         self.fitted_ = True
         return self
 
-    def _accumulate(self, gram: np.ndarray, cross: np.ndarray, states: np.ndarray,
-                    targets: np.ndarray) -> None:
+    def _accumulate(
+        self, gram: np.ndarray, cross: np.ndarray, states: np.ndarray, targets: np.ndarray
+    ) -> None:
         """Add rows ``states`` ``(M, N)`` / ``targets`` ``(M, D)`` to the normal equations.
 
         Blocks bound the feature matrix's size; the bias row and column come from column sums,
@@ -298,8 +303,9 @@ def _csr_matvecs_add(w: sp.csr_matrix, x: np.ndarray, y: np.ndarray) -> None:
     if not y.flags.c_contiguous:
         raise ValueError("reservoir state buffer must be C-contiguous")
     n_row, n_col = w.shape
-    _sparsetools.csr_matvecs(n_row, n_col, x.shape[1], w.indptr, w.indices, w.data,
-                             x.ravel(), y.ravel())
+    _sparsetools.csr_matvecs(
+        n_row, n_col, x.shape[1], w.indptr, w.indices, w.data, x.ravel(), y.ravel()
+    )
 
 
 def _spectral_radius(w: sp.csr_matrix, rng: np.random.Generator) -> float:

@@ -106,9 +106,7 @@ def _as_train_config(train: TrainConfig | dict | None) -> TrainConfig:
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = set(train) - known
     if unknown:
-        raise ValueError(
-            f"unknown training options {sorted(unknown)}; known: {sorted(known)}"
-        )
+        raise ValueError(f"unknown training options {sorted(unknown)}; known: {sorted(known)}")
     return TrainConfig(**train)
 
 
@@ -144,8 +142,9 @@ class AbstractNeuralForecaster(AbstractForecaster):
 
     def _windows(self, traj: Trajectories) -> tuple[torch.Tensor, torch.Tensor]:
         u = self.normalizer_.transform(traj.x).to(torch.float32)
-        return make_windows(u, self.context_length, self.train.rollout_steps,
-                            stride=self.train.window_stride)
+        return make_windows(
+            u, self.context_length, self.train.rollout_steps, stride=self.train.window_stride
+        )
 
     def fit(
         self,
@@ -188,7 +187,9 @@ class AbstractNeuralForecaster(AbstractForecaster):
         return sum(p.numel() for p in self.module_.parameters() if p.requires_grad)
 
     @torch.no_grad()
-    def forecast(self, context: torch.Tensor, horizon: int, *, batch_size: int = 4096) -> torch.Tensor:
+    def forecast(
+        self, context: torch.Tensor, horizon: int, *, batch_size: int = 4096
+    ) -> torch.Tensor:
         context = self._check_context(context, horizon)
         device = resolve_device(self.train.device)
         self.module_.to(device).eval()
@@ -212,7 +213,8 @@ class AbstractNeuralForecaster(AbstractForecaster):
         self.module_.eval()
         try:
             window = self.normalizer_.transform(
-                context[:, -self.context_length :].to(torch.float64)).to(torch.float32)
+                context[:, -self.context_length :].to(torch.float64)
+            ).to(torch.float32)
             pred = rollout(self.module_, window.to(device), horizon).cpu()
         finally:
             self.module_.train(was_training)

@@ -14,11 +14,17 @@ from dynaforge.train import TrainConfig
 
 
 class _RecurrentCore(nn.Module):
-    def __init__(self, cell: type[nn.RNNBase], dim: int, hidden_size: int, num_layers: int,
-                 dropout: float) -> None:
+    def __init__(
+        self, cell: type[nn.RNNBase], dim: int, hidden_size: int, num_layers: int, dropout: float
+    ) -> None:
         super().__init__()
-        self.rnn = cell(dim, hidden_size, num_layers=num_layers, batch_first=True,
-                        dropout=dropout if num_layers > 1 else 0.0)
+        self.rnn = cell(
+            dim,
+            hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
         self.head = nn.Linear(hidden_size, dim)
 
     def forward(self, window: torch.Tensor) -> torch.Tensor:

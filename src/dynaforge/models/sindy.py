@@ -98,8 +98,16 @@ class SimulationBlowUpError(RuntimeError):
         bounds: ``(low, high)`` the interval it left.
     """
 
-    def __init__(self, message: str, *, time: float, trajectory: int, state: str,
-                 value: float, bounds: tuple[float, float]) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        time: float,
+        trajectory: int,
+        state: str,
+        value: float,
+        bounds: tuple[float, float],
+    ) -> None:
         super().__init__(message)
         self.time = time
         self.trajectory = trajectory
@@ -188,16 +196,21 @@ class SINDy(AbstractForecaster):
     # -- checks -----------------------------------------------------------------------------
     def _check_params(self) -> None:
         if self.differentiation not in DIFFERENTIATION_METHODS:
-            raise ValueError(f"unknown differentiation {self.differentiation!r}; use one of "
-                             f"{', '.join(DIFFERENTIATION_METHODS)}")
+            raise ValueError(
+                f"unknown differentiation {self.differentiation!r}; use one of "
+                f"{', '.join(DIFFERENTIATION_METHODS)}"
+            )
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; use one of "
-                             f"{', '.join(OPTIMIZERS)}")
+            raise ValueError(
+                f"unknown optimizer {self.optimizer!r}; use one of {', '.join(OPTIMIZERS)}"
+            )
         if self.selection not in SELECTION_METHODS:
-            raise ValueError(f"unknown selection {self.selection!r}; use one of "
-                             f"{', '.join(SELECTION_METHODS)}")
+            raise ValueError(
+                f"unknown selection {self.selection!r}; use one of {', '.join(SELECTION_METHODS)}"
+            )
         if self.threshold is not None and not (
-            isinstance(self.threshold, (int, float)) and math.isfinite(self.threshold)
+            isinstance(self.threshold, (int, float))
+            and math.isfinite(self.threshold)
             and self.threshold >= 0
         ):
             raise ValueError(f"threshold must be None or a number >= 0, got {self.threshold!r}")
@@ -205,16 +218,27 @@ class SINDy(AbstractForecaster):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if (isinstance(self.ensemble_models, bool) or not isinstance(self.ensemble_models, int)
-                or self.ensemble_models < 0):
-            raise ValueError(f"ensemble_models must be an integer >= 0, got {self.ensemble_models!r}")
-        if not (isinstance(self.ridge, (int, float)) and math.isfinite(self.ridge)
-                and self.ridge >= 0):
+        if (
+            isinstance(self.ensemble_models, bool)
+            or not isinstance(self.ensemble_models, int)
+            or self.ensemble_models < 0
+        ):
+            raise ValueError(
+                f"ensemble_models must be an integer >= 0, got {self.ensemble_models!r}"
+            )
+        if not (
+            isinstance(self.ridge, (int, float)) and math.isfinite(self.ridge) and self.ridge >= 0
+        ):
             raise ValueError(f"ridge must be a number >= 0, got {self.ridge!r}")
 
     # -- fitting ----------------------------------------------------------------------------
-    def fit(self, train: Trajectories, val: Trajectories | None = None, *,
-            x_dot: np.ndarray | torch.Tensor | None = None) -> SINDy:
+    def fit(
+        self,
+        train: Trajectories,
+        val: Trajectories | None = None,
+        *,
+        x_dot: np.ndarray | torch.Tensor | None = None,
+    ) -> SINDy:
         """Discover the equations from ``train`` (all its trajectories together).
 
         Args:
@@ -229,8 +253,7 @@ class SINDy(AbstractForecaster):
         """
         self._check_params()
         if not isinstance(train, Trajectories):
-            raise ValueError(  # noqa: TRY004 (bad input is a ValueError in dynaforge)
-                f"train must be a Trajectories, got {type(train).__name__}")
+            raise ValueError(f"train must be a Trajectories, got {type(train).__name__}")
         library = parse_library(self.library).fit(train.state_names)
         x = train.x.numpy()
         dt = float(train.dt)
@@ -254,8 +277,9 @@ class SINDy(AbstractForecaster):
         else:
             target, floor = self._pointwise_derivatives(x, dt, diagnostics)
             theta = self._features(library, x).reshape(-1, n_terms)
-            result = self._sparsify(theta, target.reshape(-1, x.shape[-1]), weights, floor,
-                                    n_terms, x.shape[0])
+            result = self._sparsify(
+                theta, target.reshape(-1, x.shape[-1]), weights, floor, n_terms, x.shape[0]
+            )
 
         coefficients, threshold, selection, inclusion = result
         self.library_ = library
@@ -284,16 +308,19 @@ class SINDy(AbstractForecaster):
             raise ValueError(f"library terms {', '.join(names)} are non-finite on the data")
         return theta
 
-    def _pointwise_derivatives(self, x: np.ndarray, dt: float,
-                               diagnostics: dict) -> tuple[np.ndarray, np.ndarray]:
+    def _pointwise_derivatives(
+        self, x: np.ndarray, dt: float, diagnostics: dict
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Derivatives ``(N, T, D)`` and the variance floor ``(D,)`` of their errors."""
         steps = x.shape[1]
         if self.differentiation == "fd":
             if self.fd_order not in (2, 4):
                 raise ValueError(f"fd_order must be 2 or 4, got {self.fd_order!r}")
             if steps < self.fd_order + 1:
-                raise ValueError(f"too few samples: order-{self.fd_order} finite differences "
-                                 f"need at least {self.fd_order + 1} per trajectory, have {steps}")
+                raise ValueError(
+                    f"too few samples: order-{self.fd_order} finite differences "
+                    f"need at least {self.fd_order + 1} per trajectory, have {steps}"
+                )
             target = finite_difference(x, dt, order=self.fd_order)
             smooth = x
         else:
@@ -308,13 +335,17 @@ class SINDy(AbstractForecaster):
             floor = (trunc**2).reshape(-1, x.shape[-1]).mean(axis=0)
         else:
             floor = np.zeros(x.shape[-1])
-        floor = np.maximum(floor,
-                           DERIVATIVE_PRECISION**2 * (target**2).reshape(-1, x.shape[-1]).mean(0))
+        floor = np.maximum(
+            floor, DERIVATIVE_PRECISION**2 * (target**2).reshape(-1, x.shape[-1]).mean(0)
+        )
         return target, floor
 
     def _fit_weak(self, library, x, dt, weights, diagnostics):
-        form = WeakForm(n_subdomains=self.weak_subdomains, half_width=self.weak_half_width,
-                        degree=self.weak_degree)
+        form = WeakForm(
+            n_subdomains=self.weak_subdomains,
+            half_width=self.weak_half_width,
+            degree=self.weak_degree,
+        )
         steps = x.shape[1]
         m = form.choose_half_width(x)
         if steps <= 2 * m + 1:
@@ -326,8 +357,11 @@ class SINDy(AbstractForecaster):
         form = dataclasses.replace(form, half_width=m)  # the spectrum is read once
         system = form.system(x, dt, library._transform)
         n_terms = library.n_terms
-        diagnostics.update(half_width=system.half_width, n_subdomains=system.n_subdomains,
-                           weak_degree=self.weak_degree)
+        diagnostics.update(
+            half_width=system.half_width,
+            n_subdomains=system.n_subdomains,
+            weak_degree=self.weak_degree,
+        )
         self._check_rows(system.g.shape[0], n_terms)
         if not self.whiten:
             floor = PRECISION_FLOOR**2 * (system.b**2).mean(axis=0)
@@ -342,8 +376,9 @@ class SINDy(AbstractForecaster):
             rows = [system.whitened(i, current[i], sigma) for i in range(x.shape[-1])]
             theta = np.stack([r[0] for r in rows])  # (D, M, P)
             target = np.stack([r[1] for r in rows], axis=1)  # (M, D)
-            result = self._sparsify(theta, target, weights, np.ones(x.shape[-1]), n_terms,
-                                    x.shape[0])
+            result = self._sparsify(
+                theta, target, weights, np.ones(x.shape[-1]), n_terms, x.shape[0]
+            )
             current = result[0]
         return result
 
@@ -364,8 +399,13 @@ class SINDy(AbstractForecaster):
             full = np.linalg.lstsq(theta, target, rcond=None)[0]
             residual = target - theta @ full
         else:
-            residual = np.stack([target[:, i] - theta[i] @ np.linalg.lstsq(
-                theta[i], target[:, i], rcond=None)[0] for i in range(target.shape[1])], axis=1)
+            residual = np.stack(
+                [
+                    target[:, i] - theta[i] @ np.linalg.lstsq(theta[i], target[:, i], rcond=None)[0]
+                    for i in range(target.shape[1])
+                ],
+                axis=1,
+            )
         dof = target.shape[0] / max(target.shape[0] - n_terms, 1)
         lrv = long_run_variance(residual.reshape(n_groups, -1, target.shape[1])) * dof
         floor = np.maximum(floor, lrv)
@@ -373,26 +413,53 @@ class SINDy(AbstractForecaster):
         selection: SelectionResult | None = None
         if self.threshold is None:
             selection = select_threshold(
-                theta, target, method=self.selection, optimizer=self.optimizer,
-                weights=weights, min_variance=floor, penalty=self.penalty,
-                max_iter=self.max_iter, **common)
+                theta,
+                target,
+                method=self.selection,
+                optimizer=self.optimizer,
+                weights=weights,
+                min_variance=floor,
+                penalty=self.penalty,
+                max_iter=self.max_iter,
+                **common,
+            )
             coefficients, threshold = selection.coefficients, selection.threshold
         else:
             threshold = float(self.threshold)
             if self.optimizer == "stlsq":
-                coefficients = stlsq(theta, target, threshold=threshold, max_iter=self.max_iter,
-                                     weights=weights, **common)
+                coefficients = stlsq(
+                    theta,
+                    target,
+                    threshold=threshold,
+                    max_iter=self.max_iter,
+                    weights=weights,
+                    **common,
+                )
             else:
-                coefficients = backward_elimination(theta, target, threshold=threshold,
-                                                    weights=weights, min_variance=floor,
-                                                    **common)
+                coefficients = backward_elimination(
+                    theta,
+                    target,
+                    threshold=threshold,
+                    weights=weights,
+                    min_variance=floor,
+                    **common,
+                )
         inclusion = None
         if self.ensemble_models > 0:
-            bag = ensemble(theta, target, n_models=self.ensemble_models,
-                           fraction=self.ensemble_fraction, threshold=threshold, seed=self.seed,
-                           inclusion_threshold=self.inclusion_threshold,
-                           optimizer=self.optimizer, weights=weights, min_variance=floor,
-                           max_iter=self.max_iter, **common)
+            bag = ensemble(
+                theta,
+                target,
+                n_models=self.ensemble_models,
+                fraction=self.ensemble_fraction,
+                threshold=threshold,
+                seed=self.seed,
+                inclusion_threshold=self.inclusion_threshold,
+                optimizer=self.optimizer,
+                weights=weights,
+                min_variance=floor,
+                max_iter=self.max_iter,
+                **common,
+            )
             coefficients, inclusion = bag.aggregate, bag.inclusion_probability
         return coefficients, threshold, selection, inclusion
 
@@ -460,8 +527,10 @@ class SINDy(AbstractForecaster):
         """``d(state)/dt = rhs`` as sympy equations in one Symbol per state name."""
         self._check_fitted()
         t = self._time_symbol()
-        return [sympy.Eq(sympy.Derivative(sympy.Symbol(n), t), rhs)
-                for n, rhs in zip(self.state_names_, self._rhs_exprs())]
+        return [
+            sympy.Eq(sympy.Derivative(sympy.Symbol(n), t), rhs)
+            for n, rhs in zip(self.state_names_, self._rhs_exprs())
+        ]
 
     def to_latex(self, precision: int = 3) -> str:
         """The equations as a LaTeX ``aligned`` block, coefficients rounded to ``precision``."""
@@ -482,8 +551,14 @@ class SINDy(AbstractForecaster):
         k4 = f(x + h * k3) @ c
         return x + (h / 6.0) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
 
-    def simulate(self, x0: np.ndarray | torch.Tensor, t: np.ndarray | torch.Tensor, *,
-                 blowup_factor: float = 100.0, substeps: int | None = None) -> np.ndarray:
+    def simulate(
+        self,
+        x0: np.ndarray | torch.Tensor,
+        t: np.ndarray | torch.Tensor,
+        *,
+        blowup_factor: float = 100.0,
+        substeps: int | None = None,
+    ) -> np.ndarray:
         """Integrate the discovered model with RK4 (``substeps`` steps per interval of ``t``).
 
         Args:
@@ -506,7 +581,9 @@ class SINDy(AbstractForecaster):
         single = x0.ndim == 1
         states = x0[None] if single else x0
         if states.ndim != 2 or states.shape[1] != self.dim_:
-            raise ValueError(f"x0 must be shaped ({self.dim_},) or (B, {self.dim_}), got {x0.shape}")
+            raise ValueError(
+                f"x0 must be shaped ({self.dim_},) or (B, {self.dim_}), got {x0.shape}"
+            )
         if t.ndim != 1 or t.size < 1 or not np.isfinite(t).all() or np.any(np.diff(t) <= 0):
             raise ValueError("t must be a 1-D, finite, strictly increasing array of times")
         if not np.isfinite(states).all():
@@ -530,8 +607,9 @@ class SINDy(AbstractForecaster):
                 bad = ~np.isfinite(x) | (x < low) | (x > high)
                 if bad.any():
                     b, d = (int(v) for v in np.argwhere(bad)[0])
-                    raise self._blowup(float(t[k]), b, d, float(x[b, d]), low[d], high[d],
-                                       blowup_factor)
+                    raise self._blowup(
+                        float(t[k]), b, d, float(x[b, d]), low[d], high[d], blowup_factor
+                    )
                 out[:, k] = x
         return out[0] if single else out
 
@@ -540,12 +618,19 @@ class SINDy(AbstractForecaster):
         if not math.isfinite(value):
             what = f"{name} became {value}"
         else:
-            what = (f"{name} = {value:.6g} left [{low:.6g}, {high:.6g}] (the training range of "
-                    f"{name}, [{self.data_min_[d]:.6g}, {self.data_max_[d]:.6g}], widened "
-                    f"{factor:g}× its width about its centre)")
+            what = (
+                f"{name} = {value:.6g} left [{low:.6g}, {high:.6g}] (the training range of "
+                f"{name}, [{self.data_min_[d]:.6g}, {self.data_max_[d]:.6g}], widened "
+                f"{factor:g}× its width about its centre)"
+            )
         return SimulationBlowUpError(
             f"SINDy simulation blew up at t = {time:.6g} in trajectory {b}: {what}",
-            time=time, trajectory=b, state=name, value=value, bounds=(float(low), float(high)))
+            time=time,
+            trajectory=b,
+            state=name,
+            value=value,
+            bounds=(float(low), float(high)),
+        )
 
     def forecast(self, context: torch.Tensor, horizon: int) -> torch.Tensor:
         """RK4 from the last context state, ``substeps`` steps per data ``dt``; a diverging

@@ -175,37 +175,60 @@ class SindyAEConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
         if self.activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {self.activation!r}; use one of "
-                             f"{', '.join(ACTIVATIONS)}")
+            raise ValueError(
+                f"unknown activation {self.activation!r}; use one of {', '.join(ACTIVATIONS)}"
+            )
         if self.dtype not in DTYPES:
             raise ValueError(f"unknown dtype {self.dtype!r}; use float32 or float64")
-        for name in ("latent_dim", "poly_order", "threshold_every", "batch_size", "n_ics",
-                     "n_val_ics", "n_seeds", "log_every"):
+        for name in (
+            "latent_dim",
+            "poly_order",
+            "threshold_every",
+            "batch_size",
+            "n_ics",
+            "n_val_ics",
+            "n_seeds",
+            "log_every",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if min(self.epochs, self.refinement_epochs) < 0 or self.epochs + self.refinement_epochs < 1:
-            raise ValueError(f"need epochs, refinement_epochs >= 0 with a positive sum, got "
-                             f"{self.epochs}, {self.refinement_epochs}")
+            raise ValueError(
+                f"need epochs, refinement_epochs >= 0 with a positive sum, got "
+                f"{self.epochs}, {self.refinement_epochs}"
+            )
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if self.coefficient_init not in ("constant", "normal", "zeros"):
-            raise ValueError(f"coefficient_init must be constant, normal or zeros, got "
-                             f"{self.coefficient_init!r}")
+            raise ValueError(
+                f"coefficient_init must be constant, normal or zeros, got {self.coefficient_init!r}"
+            )
         if self.threshold_initial is not None and not 0 < self.threshold_initial <= self.threshold:
-            raise ValueError(f"threshold_initial must be in (0, threshold={self.threshold}] or "
-                             f"None, got {self.threshold_initial}")
+            raise ValueError(
+                f"threshold_initial must be in (0, threshold={self.threshold}] or "
+                f"None, got {self.threshold_initial}"
+            )
         if self.threshold_start is not None and self.threshold_start < 1:
             raise ValueError(f"threshold_start must be >= 1 or None, got {self.threshold_start}")
         if self.lr_final is not None and not self.lr_final > 0:
             raise ValueError(f"lr_final must be positive or None, got {self.lr_final}")
         if self.loss_regularization_final is not None and not (
-                self.loss_regularization_final > 0 and self.loss_regularization > 0):
-            raise ValueError("loss_regularization_final must be positive or None (and needs "
-                             f"loss_regularization > 0), got {self.loss_regularization_final}")
+            self.loss_regularization_final > 0 and self.loss_regularization > 0
+        ):
+            raise ValueError(
+                "loss_regularization_final must be positive or None (and needs "
+                f"loss_regularization > 0), got {self.loss_regularization_final}"
+            )
         if any(w < 1 for w in self.widths):
             raise ValueError(f"widths must be positive, got {self.widths}")
-        for name in ("loss_decoder", "loss_sindy_z", "loss_sindy_x", "loss_regularization",
-                     "threshold", "noise"):
+        for name in (
+            "loss_decoder",
+            "loss_sindy_z",
+            "loss_sindy_x",
+            "loss_regularization",
+            "threshold",
+            "noise",
+        ):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
@@ -228,9 +251,20 @@ class SindyAEConfig:
 PRESETS: dict[str, SindyAEConfig] = {
     "paper": SindyAEConfig(),
     "quick": SindyAEConfig(
-        epochs=1301, refinement_epochs=51, threshold=0.4, threshold_initial=0.1,
-        threshold_every=50, batch_size=256, lr=3e-3, lr_final=3e-4, loss_regularization=3e-5,
-        n_ics=128, n_val_ics=10, n_seeds=10, compile=True, precondition_coefficients=True,
+        epochs=1301,
+        refinement_epochs=51,
+        threshold=0.4,
+        threshold_initial=0.1,
+        threshold_every=50,
+        batch_size=256,
+        lr=3e-3,
+        lr_final=3e-4,
+        loss_regularization=3e-5,
+        n_ics=128,
+        n_val_ics=10,
+        n_seeds=10,
+        compile=True,
+        precondition_coefficients=True,
         center_latent_init=True,
     ),
 }
@@ -244,8 +278,9 @@ def get_preset(name: str) -> SindyAEConfig:
         raise ValueError(f"unknown preset {name!r}; use one of {', '.join(PRESETS)}") from None
 
 
-def make_data(config: SindyAEConfig, *, seed: int = 0
-              ) -> tuple[EmbeddedLorenzData, EmbeddedLorenzData]:
+def make_data(
+    config: SindyAEConfig, *, seed: int = 0
+) -> tuple[EmbeddedLorenzData, EmbeddedLorenzData]:
     """The preset's training and validation data (independent initial conditions)."""
     train = embedded_lorenz_data(config.n_ics, noise=config.noise, seed=seed)
     val = embedded_lorenz_data(config.n_val_ics, noise=config.noise, seed=seed + 1_000_003)
@@ -253,8 +288,9 @@ def make_data(config: SindyAEConfig, *, seed: int = 0
 
 
 # -- the network --------------------------------------------------------------------------------
-def polynomial_terms(dim: int, order: int, include_constant: bool = True,
-                     names: Sequence[str] | None = None) -> tuple[list[tuple[int, ...]], list[str]]:
+def polynomial_terms(
+    dim: int, order: int, include_constant: bool = True, names: Sequence[str] | None = None
+) -> tuple[list[tuple[int, ...]], list[str]]:
     """Index tuples and names of the polynomial library (the shared term convention).
 
     Degree-graded; within a degree ``itertools.combinations_with_replacement`` order; names
@@ -269,8 +305,12 @@ def polynomial_terms(dim: int, order: int, include_constant: bool = True,
         if not combo:
             labels.append("1")
             continue
-        labels.append(" ".join(names[i] if combo.count(i) == 1 else f"{names[i]}^{combo.count(i)}"
-                               for i in sorted(set(combo))))
+        labels.append(
+            " ".join(
+                names[i] if combo.count(i) == 1 else f"{names[i]}^{combo.count(i)}"
+                for i in sorted(set(combo))
+            )
+        )
     return terms, labels
 
 
@@ -309,8 +349,9 @@ class PolynomialFeatures(nn.Module):
         return torch.cat(columns, dim=-1)
 
 
-def jvp_module(module: nn.Module, x: torch.Tensor, v: torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor]:
+def jvp_module(
+    module: nn.Module, x: torch.Tensor, v: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``module(x)`` and the Jacobian–vector product ``J_module(x) v`` (:func:`torch.func.jvp`).
 
     Differentiable (reverse mode) in ``x``, ``v`` and the module's parameters. The parameters
@@ -347,7 +388,7 @@ class StackedLinear(nn.Module):
 
 def _mlp(n_models: int, sizes: Sequence[int], activation: str) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         layers.append(StackedLinear(n_models, n_in, n_out))
         if i < len(sizes) - 2:  # no activation on the output layer (reference code)
             layers.append(ACTIVATIONS[activation]())
@@ -372,9 +413,12 @@ class SindyAutoencoderNet(nn.Module):
             generator / None for a single model.
     """
 
-    def __init__(self, input_dim: int, config: SindyAEConfig,
-                 generators: Sequence[torch.Generator | None] | torch.Generator | None = None
-                 ) -> None:
+    def __init__(
+        self,
+        input_dim: int,
+        config: SindyAEConfig,
+        generators: Sequence[torch.Generator | None] | torch.Generator | None = None,
+    ) -> None:
         super().__init__()
         if generators is None or isinstance(generators, torch.Generator):
             generators = [generators]
@@ -383,8 +427,9 @@ class SindyAutoencoderNet(nn.Module):
             raise ValueError("need at least one model (one generator)")
         d = config.latent_dim
         self.encoder = _mlp(self.n_models, [input_dim, *config.widths, d], config.activation)
-        self.decoder = _mlp(self.n_models, [d, *reversed(config.widths), input_dim],
-                            config.activation)
+        self.decoder = _mlp(
+            self.n_models, [d, *reversed(config.widths), input_dim], config.activation
+        )
         self.library = PolynomialFeatures(d, config.poly_order, config.include_constant)
         p = self.library.n_terms
         self.coefficients = nn.Parameter(torch.ones(self.n_models, p, d))
@@ -459,18 +504,21 @@ class SindyAutoencoderNet(nn.Module):
         """The latent models ``Θ(z) Ξ``: ``(S, B, d)`` → ``(S, B, d)``."""
         return torch.bmm(self.library(z), self.masked_coefficients())
 
-    def encode_with_derivative(self, x: torch.Tensor, dx: torch.Tensor
-                               ) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode_with_derivative(
+        self, x: torch.Tensor, dx: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``z = φ(x)`` and ``dz = J_φ(x) dx`` by forward-mode AD; ``(S, B, n)`` → ``(S, B, d)``."""
         return jvp_module(self.encoder, x, dx)
 
-    def decode_with_derivative(self, z: torch.Tensor, dz: torch.Tensor
-                               ) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode_with_derivative(
+        self, z: torch.Tensor, dz: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``x̂ = ψ(z)``, ``dx̂ = J_ψ(z) dz`` (forward-mode AD); ``(S, B, d)`` → ``(S, B, n)``."""
         return jvp_module(self.decoder, z, dz)
 
-    def losses(self, x: torch.Tensor, dx: torch.Tensor, weights: torch.Tensor, *,
-               need_sindy_z: bool = True) -> torch.Tensor:
+    def losses(
+        self, x: torch.Tensor, dx: torch.Tensor, weights: torch.Tensor, *, need_sindy_z: bool = True
+    ) -> torch.Tensor:
         """Loss terms of every model on its batch ``x, dx`` ``(S, B, n)``.
 
         Args:
@@ -493,8 +541,9 @@ class SindyAutoencoderNet(nn.Module):
         x_hat, dx_hat = self.decode_with_derivative(z, dz_sindy)
         decoder = (x_hat - x).square().mean(dim=(1, 2))
         sindy_x = (dx_hat - dx).square().mean(dim=(1, 2))
-        sindy_z = ((dz_sindy - dz).square().mean(dim=(1, 2)) if need_sindy_z
-                   else torch.zeros_like(decoder))
+        sindy_z = (
+            (dz_sindy - dz).square().mean(dim=(1, 2)) if need_sindy_z else torch.zeros_like(decoder)
+        )
         magnitude = xi.abs()
         if self.normalized_sparsity:  # scale-free shares (SindyAEConfig.normalized_sparsity)
             magnitude = magnitude * self.term_scales(theta, dz_sindy)
@@ -526,7 +575,7 @@ class SindyAutoencoderNet(nn.Module):
                     if tensor.ndim >= 1 and tensor.shape[0] == self.n_models:
                         module_name, _, attr = name.rpartition(".")
                         owner = single.get_submodule(module_name) if module_name else single
-                        value = tensor[s:s + 1].clone()
+                        value = tensor[s : s + 1].clone()
                         if isinstance(tensor, nn.Parameter):
                             setattr(owner, attr, nn.Parameter(value))
                         else:
@@ -575,8 +624,9 @@ class SindyAEResult:
     @property
     def diverged(self) -> bool:
         """True when training left non-finite losses or coefficients."""
-        return not (math.isfinite(self.val_losses["total"])
-                    and np.isfinite(self.coefficients).all())
+        return not (
+            math.isfinite(self.val_losses["total"]) and np.isfinite(self.coefficients).all()
+        )
 
     def equations(self, precision: int = 3) -> list[str]:
         """``"z1' = -10.000 z1 + 10.000 z2"`` per latent coordinate."""
@@ -593,8 +643,9 @@ class SindyAEResult:
 
     def _run(self, fn: Callable[..., torch.Tensor], *arrays: np.ndarray) -> np.ndarray:
         param = next(self.net.parameters())
-        tensors = [torch.as_tensor(np.asarray(a), dtype=param.dtype, device=param.device)
-                   for a in arrays]
+        tensors = [
+            torch.as_tensor(np.asarray(a), dtype=param.dtype, device=param.device) for a in arrays
+        ]
         lead = tensors[0].shape[:-1]
         flat = [t.reshape(1, -1, t.shape[-1]) for t in tensors]
         out = fn(*flat)
@@ -617,12 +668,14 @@ class SindyAEResult:
     def latent_rhs(self, z: np.ndarray) -> np.ndarray:
         """The discovered model ``Θ(z) Ξ`` in float64: ``(..., d)`` → ``(..., d)``."""
         z = torch.as_tensor(np.asarray(z), dtype=torch.float64)
-        lib = PolynomialFeatures(self.config.latent_dim, self.config.poly_order,
-                                 self.config.include_constant)
+        lib = PolynomialFeatures(
+            self.config.latent_dim, self.config.poly_order, self.config.include_constant
+        )
         return (lib(z) @ torch.from_numpy(self.coefficients.T)).numpy()
 
-    def latent_simulate(self, z0: np.ndarray, t: np.ndarray, *, rtol: float = 1e-10,
-                        atol: float = 1e-10) -> np.ndarray:
+    def latent_simulate(
+        self, z0: np.ndarray, t: np.ndarray, *, rtol: float = 1e-10, atol: float = 1e-10
+    ) -> np.ndarray:
         """Integrate the discovered model from ``z0`` ``(d,)`` or ``(B, d)`` at times ``t``.
 
         DOP853 in float64. A trajectory whose solution blows up (solver failure) is NaN from
@@ -639,8 +692,15 @@ class SindyAEResult:
         batch = np.atleast_2d(z0)
         out = np.full((batch.shape[0], t.size, batch.shape[1]), np.nan)
         for b, start in enumerate(batch):
-            sol = solve_ivp(lambda _t, y: self.latent_rhs(y), (t[0], t[-1]), start,
-                            method="DOP853", t_eval=t, rtol=rtol, atol=atol)
+            sol = solve_ivp(
+                lambda _t, y: self.latent_rhs(y),
+                (t[0], t[-1]),
+                start,
+                method="DOP853",
+                t_eval=t,
+                rtol=rtol,
+                atol=atol,
+            )
             out[b, : sol.y.shape[1]] = sol.y.T
         return out[0] if single else out
 
@@ -673,12 +733,12 @@ def learning_rate_at(config: SindyAEConfig, epoch: int) -> float:
 
 def regularization_at(config: SindyAEConfig, epoch: int) -> float:
     """``λ_reg`` in main-phase epoch ``epoch`` (0-based; refinement has no L1 term)."""
-    return _geometric(config, config.loss_regularization, config.loss_regularization_final,
-                      epoch)
+    return _geometric(config, config.loss_regularization, config.loss_regularization_final, epoch)
 
 
-def _loss_function(net: SindyAutoencoderNet, compile_: bool, x: torch.Tensor, dx: torch.Tensor,
-                   need_z: bool) -> Callable[..., torch.Tensor]:
+def _loss_function(
+    net: SindyAutoencoderNet, compile_: bool, x: torch.Tensor, dx: torch.Tensor, need_z: bool
+) -> Callable[..., torch.Tensor]:
     """``net.losses``, compiled when asked and when a probe step (forward + backward on the
     given batch, gradients discarded) compiles and runs; else eager, with a warning."""
     if not compile_:
@@ -688,8 +748,11 @@ def _loss_function(net: SindyAutoencoderNet, compile_: bool, x: torch.Tensor, dx
     try:
         compiled(x, dx, weights, need_sindy_z=need_z)[:, 0].sum().backward()
     except Exception as exc:  # noqa: BLE001 - any compiler failure: eager still works
-        warnings.warn(f"torch.compile failed ({type(exc).__name__}: {exc}); training in eager "
-                      "mode", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"torch.compile failed ({type(exc).__name__}: {exc}); training in eager mode",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         return net.losses
     finally:
         net.zero_grad(set_to_none=True)
@@ -702,19 +765,28 @@ def _as_tensors(data: EmbeddedLorenzData, device: torch.device, dtype: torch.dty
 
 
 @torch.no_grad()
-def evaluate_losses(net: SindyAutoencoderNet, x: torch.Tensor, dx: torch.Tensor,
-                    config: SindyAEConfig, *, chunk: int = 8192) -> torch.Tensor:
+def evaluate_losses(
+    net: SindyAutoencoderNet,
+    x: torch.Tensor,
+    dx: torch.Tensor,
+    config: SindyAEConfig,
+    *,
+    chunk: int = 8192,
+) -> torch.Tensor:
     """Mean loss terms of every model over all of ``x, dx`` ``(M, n)``.
 
     Returns:
         ``(S, 5)`` float64 on the device (``total`` = the refinement objective, without L1).
     """
-    weights = torch.tensor([config.loss_decoder, config.loss_sindy_x, config.loss_sindy_z, 0.0],
-                           dtype=x.dtype, device=x.device)
+    weights = torch.tensor(
+        [config.loss_decoder, config.loss_sindy_x, config.loss_sindy_z, 0.0],
+        dtype=x.dtype,
+        device=x.device,
+    )
     acc = torch.zeros(net.n_models, 5, dtype=torch.float64, device=x.device)
     for start in range(0, x.shape[0], chunk):
-        xb = x[start:start + chunk].expand(net.n_models, -1, -1)
-        dxb = dx[start:start + chunk].expand(net.n_models, -1, -1)
+        xb = x[start : start + chunk].expand(net.n_models, -1, -1)
+        dxb = dx[start : start + chunk].expand(net.n_models, -1, -1)
         acc += net.losses(xb, dxb, weights).double() * xb.shape[1]
     return acc / x.shape[0]
 
@@ -738,13 +810,12 @@ def _train_stack(
     steps_per_epoch = n // batch  # the last partial batch is dropped, as in the reference
     n_models = len(seeds)
 
-    net = SindyAutoencoderNet(x.shape[1], config,
-                              [torch.Generator().manual_seed(s) for s in seeds])
+    net = SindyAutoencoderNet(x.shape[1], config, [torch.Generator().manual_seed(s) for s in seeds])
     net.to(device=device, dtype=dtype)
     gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
     need_z = config.loss_sindy_z > 0
     # snapshots for the normalised thresholding: up to 8192, spread over all trajectories
-    x_probe = x[::max(1, n // 8192)][:8192].expand(n_models, -1, -1)
+    x_probe = x[:: max(1, n // 8192)][:8192].expand(n_models, -1, -1)
     if config.center_latent_init:
         net.center_latents_(x_probe)
     total_epochs = config.epochs + config.refinement_epochs
@@ -761,8 +832,13 @@ def _train_stack(
         from tqdm import tqdm
 
         label = f"seed {seeds[0]}" if n_models == 1 else f"seeds {seeds[0]}..{seeds[-1]}"
-        bar = tqdm(total=total_epochs, desc=f"sindy-ae {label}", unit="epoch", leave=False,
-                   dynamic_ncols=True)
+        bar = tqdm(
+            total=total_epochs,
+            desc=f"sindy-ae {label}",
+            unit="epoch",
+            leave=False,
+            dynamic_ncols=True,
+        )
     read_upto = 0
 
     def flush(upto: int) -> None:
@@ -779,13 +855,15 @@ def _train_stack(
             hist["epoch"].extend(range(read_upto + 1, upto + 1))
             for j, name in enumerate(LOSS_NAMES):
                 column = chunk[:, s, j].tolist()
-                hist[name].extend([math.nan] * len(column) if name == "sindy_z" and not need_z
-                                  else column)
+                hist[name].extend(
+                    [math.nan] * len(column) if name == "sindy_z" and not need_z else column
+                )
             hist["active_terms"].extend(int(a) for a in active[:, s])
         if all(e is not None for e in diverged_at):
             raise FloatingPointError(
                 f"SINDy autoencoder: training loss became non-finite for every seed (seed "
-                f"{seeds[0]} in epoch {diverged_at[0]}); lower the learning rate (lr={config.lr})")
+                f"{seeds[0]} in epoch {diverged_at[0]}); lower the learning rate (lr={config.lr})"
+            )
         if xv is not None and (upto % config.log_every == 0 or upto == total_epochs):
             values = evaluate_losses(net, xv, dxv, config).cpu().numpy()
             for s in range(n_models):
@@ -794,20 +872,34 @@ def _train_stack(
                     val_history[s][name].append(float(values[s, j]))
         if bar is not None:
             bar.update(upto - read_upto)
-            bar.set_postfix(loss=f"{np.nanmin(chunk[-1, :, 0]):.3e}",
-                            terms=",".join(str(int(a)) for a in active[-1]))
+            bar.set_postfix(
+                loss=f"{np.nanmin(chunk[-1, :, 0]):.3e}",
+                terms=",".join(str(int(a)) for a in active[-1]),
+            )
         read_upto = upto
 
     t0 = time.perf_counter()
-    loss_fn = _loss_function(net, config.compile, x[:batch].expand(n_models, -1, -1),
-                             dx[:batch].expand(n_models, -1, -1), need_z)
+    loss_fn = _loss_function(
+        net,
+        config.compile,
+        x[:batch].expand(n_models, -1, -1),
+        dx[:batch].expand(n_models, -1, -1),
+        need_z,
+    )
     epoch = 0
     for phase_epochs, regularize in ((config.epochs, True), (config.refinement_epochs, False)):
         if phase_epochs == 0:
             continue
-        weights = torch.tensor([config.loss_decoder, config.loss_sindy_x, config.loss_sindy_z,
-                                config.loss_regularization if regularize else 0.0],
-                               dtype=dtype, device=device)
+        weights = torch.tensor(
+            [
+                config.loss_decoder,
+                config.loss_sindy_x,
+                config.loss_sindy_z,
+                config.loss_regularization if regularize else 0.0,
+            ],
+            dtype=dtype,
+            device=device,
+        )
         # A fresh Adam per phase: the reference builds a separate optimiser for refinement.
         # Adam acts elementwise, so the stacked models train exactly as if alone.
         try:  # the fused kernel: one op for all parameters (much cheaper step on a CPU)
@@ -824,7 +916,7 @@ def _train_stack(
             perm = torch.stack([torch.randperm(n, generator=g, device=device) for g in gens])
             running = torch.zeros(n_models, 5, dtype=dtype, device=device)
             for step in range(steps_per_epoch):
-                idx = perm[:, step * batch:(step + 1) * batch]  # (S, B)
+                idx = perm[:, step * batch : (step + 1) * batch]  # (S, B)
                 terms = loss_fn(x[idx], dx[idx], weights, need_sindy_z=need_z)
                 optimizer.zero_grad(set_to_none=True)
                 terms[:, 0].sum().backward()  # the models share no parameter: sum = each alone
@@ -857,17 +949,19 @@ def _train_stack(
     results = []
     for s, single in enumerate(net.split()):
         single.to("cpu").eval()
-        results.append(SindyAEResult(
-            net=single,
-            coefficients=single.masked_coefficients()[0].detach().double().numpy().T.copy(),
-            feature_names=list(single.feature_names),
-            history=history[s],
-            val_history=val_history[s],
-            val_losses={name: float(v) for name, v in zip(LOSS_NAMES, final[s])},
-            fit_time_s=fit_time,
-            seed=seeds[s],
-            config=config,
-        ))
+        results.append(
+            SindyAEResult(
+                net=single,
+                coefficients=single.masked_coefficients()[0].detach().double().numpy().T.copy(),
+                feature_names=list(single.feature_names),
+                history=history[s],
+                val_history=val_history[s],
+                val_losses={name: float(v) for name, v in zip(LOSS_NAMES, final[s])},
+                fit_time_s=fit_time,
+                seed=seeds[s],
+                config=config,
+            )
+        )
     return results
 
 
@@ -898,10 +992,11 @@ def train_sindy_autoencoder(
     """
     callback = None
     if on_epoch_end is not None:
+
         def callback(epoch: int, per_model: list[dict[str, float]]) -> None:
             on_epoch_end(epoch, per_model[0])
-    return _train_stack(data, config, [seed], val=val, progress=progress,
-                        on_epoch_end=callback)[0]
+
+    return _train_stack(data, config, [seed], val=val, progress=progress, on_epoch_end=callback)[0]
 
 
 def train_seeds(
@@ -932,13 +1027,18 @@ def train_seeds(
         raise ValueError(f"stack must be >= 1, got {stack}")
     results: list[SindyAEResult] = []
     for start in range(0, len(seed_list), stack):
-        results += _train_stack(data, config, seed_list[start:start + stack], val=val,
-                                progress=progress, on_epoch_end=on_epoch_end)
+        results += _train_stack(
+            data,
+            config,
+            seed_list[start : start + stack],
+            val=val,
+            progress=progress,
+            on_epoch_end=on_epoch_end,
+        )
     return results
 
 
-def select_best(results: Sequence[SindyAEResult], *, require_lorenz: bool = False
-                ) -> SindyAEResult:
+def select_best(results: Sequence[SindyAEResult], *, require_lorenz: bool = False) -> SindyAEResult:
     """The result with the lowest final validation loss ``val_losses["total"]``.
 
     The validation total is the refinement objective (decoder + λ_x sindy_x + λ_z sindy_z,
@@ -954,9 +1054,13 @@ def select_best(results: Sequence[SindyAEResult], *, require_lorenz: bool = Fals
     if require_lorenz:
         from dynaforge.discovery.structure import lorenz_structure
 
-        lorenz = [r for r in pool if not r.diverged
-                  and (m := lorenz_structure(r.coefficients, r.feature_names)) is not None
-                  and m.n_terms == 7]
+        lorenz = [
+            r
+            for r in pool
+            if not r.diverged
+            and (m := lorenz_structure(r.coefficients, r.feature_names)) is not None
+            and m.n_terms == 7
+        ]
         pool = lorenz or pool
     return min(pool, key=lambda r: (r.diverged, 0.0 if r.diverged else r.val_losses["total"]))
 
@@ -989,7 +1093,8 @@ def load_result(directory: str | os.PathLike) -> SindyAEResult:
     path = directory / CONFIG_FILE
     if not path.is_file():
         raise FileNotFoundError(
-            f"no saved SINDy autoencoder at {directory} (missing {CONFIG_FILE})")
+            f"no saved SINDy autoencoder at {directory} (missing {CONFIG_FILE})"
+        )
     meta = json.loads(path.read_text())
     config = SindyAEConfig(**meta["config"])
     net = SindyAutoencoderNet(meta["input_dim"], config)

@@ -18,7 +18,9 @@ from dynaforge.train import TrainConfig
 def sinusoidal_positions(length: int, d_model: int) -> torch.Tensor:
     """``(length, d_model)`` sine/cosine position codes (Vaswani et al. 2017)."""
     position = torch.arange(length, dtype=torch.float32)[:, None]
-    div = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
+    div = torch.exp(
+        torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model)
+    )
     pe = torch.zeros(length, d_model)
     pe[:, 0::2] = torch.sin(position * div)
     pe[:, 1::2] = torch.cos(position * div)[:, : d_model // 2]
@@ -26,8 +28,16 @@ def sinusoidal_positions(length: int, d_model: int) -> torch.Tensor:
 
 
 class _TransformerCore(nn.Module):
-    def __init__(self, dim: int, context_length: int, d_model: int, nhead: int, num_layers: int,
-                 dim_feedforward: int, dropout: float) -> None:
+    def __init__(
+        self,
+        dim: int,
+        context_length: int,
+        d_model: int,
+        nhead: int,
+        num_layers: int,
+        dim_feedforward: int,
+        dropout: float,
+    ) -> None:
         super().__init__()
         self.embed = nn.Linear(dim, d_model)
         self.register_buffer("positions", sinusoidal_positions(context_length, d_model))
@@ -35,7 +45,12 @@ class _TransformerCore(nn.Module):
             "causal_mask", nn.Transformer.generate_square_subsequent_mask(context_length)
         )
         layer = nn.TransformerEncoderLayer(
-            d_model, nhead, dim_feedforward, dropout, batch_first=True, norm_first=True,
+            d_model,
+            nhead,
+            dim_feedforward,
+            dropout,
+            batch_first=True,
+            norm_first=True,
             activation="gelu",
         )
         self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
@@ -92,5 +107,12 @@ class TransformerForecaster(AbstractNeuralForecaster):
         self._init_common(context_length, train)
 
     def _build_core(self, dim: int) -> nn.Module:
-        return _TransformerCore(dim, self.context_length, self.d_model, self.nhead,
-                                self.num_layers, self.dim_feedforward, self.dropout)
+        return _TransformerCore(
+            dim,
+            self.context_length,
+            self.d_model,
+            self.nhead,
+            self.num_layers,
+            self.dim_feedforward,
+            self.dropout,
+        )

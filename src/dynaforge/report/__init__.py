@@ -13,8 +13,8 @@ from dynaforge.report.plots import (
     plot_autocorrelation,
     plot_error_growth,
     plot_leaderboard_bars,
-    plot_trajectories,
     plot_training_curves,
+    plot_trajectories,
     plot_vpt_distributions,
     save_figure,
 )
@@ -26,8 +26,8 @@ __all__ = [
     "plot_autocorrelation",
     "plot_error_growth",
     "plot_leaderboard_bars",
-    "plot_trajectories",
     "plot_training_curves",
+    "plot_trajectories",
     "plot_vpt_distributions",
     "save_figure",
 ]

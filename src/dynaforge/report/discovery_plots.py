@@ -14,9 +14,14 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 
-def plot_coefficients(found: np.ndarray, feature_names: Sequence[str],
-                      state_names: Sequence[str], *, truth: np.ndarray | None = None,
-                      title: str = "discovered coefficients") -> Figure:
+def plot_coefficients(
+    found: np.ndarray,
+    feature_names: Sequence[str],
+    state_names: Sequence[str],
+    *,
+    truth: np.ndarray | None = None,
+    title: str = "discovered coefficients",
+) -> Figure:
     """Heat maps of a coefficient matrix ``(D, P)`` (rows: equations, columns: library terms),
     shown as terms × equations like the paper, next to the true matrix when it is known.
 
@@ -24,14 +29,16 @@ def plot_coefficients(found: np.ndarray, feature_names: Sequence[str],
     and the model lacks (or the reverse).
     """
     found = np.asarray(found, dtype=float)
-    mats = [("discovered", found)] + ([("truth", np.asarray(truth, float))]
-                                      if truth is not None else [])
+    mats = [("discovered", found)] + (
+        [("truth", np.asarray(truth, float))] if truth is not None else []
+    )
     vmax = max(float(np.nanmax(np.abs(m))) for _, m in mats) or 1.0
     norm = TwoSlopeNorm(vcenter=0.0, vmin=-vmax, vmax=vmax)
     n_terms = found.shape[1]
     # Figures are built without pyplot (no global state, no backend switch in a notebook).
-    fig = Figure(figsize=(2.2 + 1.6 * found.shape[0] * len(mats), 1.2 + 0.28 * n_terms),
-                 layout="constrained")
+    fig = Figure(
+        figsize=(2.2 + 1.6 * found.shape[0] * len(mats), 1.2 + 0.28 * n_terms), layout="constrained"
+    )
     axes = fig.subplots(1, len(mats), squeeze=False)
     labels = [f"{s}'" for s in state_names]
     for ax, (name, m) in zip(axes[0], mats):
@@ -43,18 +50,37 @@ def plot_coefficients(found: np.ndarray, feature_names: Sequence[str],
             for i in range(m.shape[0]):
                 if m[i, j] != 0:
                     dark = abs(m[i, j]) > 0.6 * vmax  # white on the deep colours
-                    ax.text(i, j, f"{m[i, j]:.3g}", ha="center", va="center", fontsize=7,
-                            color="white" if dark else "black")
-                if truth is not None and (m is found) and ((found[i, j] != 0) != (truth[i, j] != 0)):
-                    ax.add_patch(Rectangle((i - 0.5, j - 0.5), 1, 1, fill=False,
-                                               edgecolor="red", linewidth=1.5))
+                    ax.text(
+                        i,
+                        j,
+                        f"{m[i, j]:.3g}",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if dark else "black",
+                    )
+                if (
+                    truth is not None
+                    and (m is found)
+                    and ((found[i, j] != 0) != (truth[i, j] != 0))
+                ):
+                    ax.add_patch(
+                        Rectangle(
+                            (i - 0.5, j - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.5
+                        )
+                    )
     fig.suptitle(title, fontsize=11)
     return fig
 
 
-def plot_threshold_path(thresholds: Sequence[float], scores: Sequence[float],
-                        n_terms: Sequence[float], *, chosen: float | None = None,
-                        score_name: str = "selection score") -> Figure:
+def plot_threshold_path(
+    thresholds: Sequence[float],
+    scores: Sequence[float],
+    n_terms: Sequence[float],
+    *,
+    chosen: float | None = None,
+    score_name: str = "selection score",
+) -> Figure:
     """The automatic threshold choice: score (left axis) and model size (right axis) along the
     threshold path; the chosen threshold is the dashed line."""
     thr = np.asarray(thresholds, float)
@@ -67,8 +93,10 @@ def plot_threshold_path(thresholds: Sequence[float], scores: Sequence[float],
     ax = fig.subplots()
     ax.plot(thr, shifted, "o-", color="C0", ms=3, label=score_name)
     ax.set_xscale("log")
-    ax.set_yscale("symlog", linthresh=max(1e-12, float(np.nanmedian(np.abs(shifted[finite])))
-                                          if finite.any() else 1.0))
+    ax.set_yscale(
+        "symlog",
+        linthresh=max(1e-12, float(np.nanmedian(np.abs(shifted[finite]))) if finite.any() else 1.0),
+    )
     ax.set_ylim(bottom=0.0)
     ax.set_xlabel("threshold")
     ax.set_ylabel(f"{score_name} − best", color="C0")
@@ -81,12 +109,12 @@ def plot_threshold_path(thresholds: Sequence[float], scores: Sequence[float],
     return fig
 
 
-def plot_inclusion(probability: np.ndarray, feature_names: Sequence[str],
-                   state_names: Sequence[str]) -> Figure:
+def plot_inclusion(
+    probability: np.ndarray, feature_names: Sequence[str], state_names: Sequence[str]
+) -> Figure:
     """Ensemble inclusion probability of every term ``(D, P)``."""
     p = np.asarray(probability, float)
-    fig = Figure(figsize=(2.2 + 1.6 * p.shape[0], 1.2 + 0.28 * p.shape[1]),
-                 layout="constrained")
+    fig = Figure(figsize=(2.2 + 1.6 * p.shape[0], 1.2 + 0.28 * p.shape[1]), layout="constrained")
     ax = fig.subplots()
     im = ax.imshow(p.T, cmap="Greens", vmin=0, vmax=1, aspect="auto")
     ax.set_xticks(range(p.shape[0]), [f"{s}'" for s in state_names])
@@ -100,9 +128,15 @@ def plot_inclusion(probability: np.ndarray, feature_names: Sequence[str],
     return fig
 
 
-def plot_model_vs_data(t: np.ndarray, data: np.ndarray, simulated: np.ndarray | None,
-                       state_names: Sequence[str], *, note: str | None = None,
-                       labels: tuple[str, str] = ("data", "discovered model")) -> Figure:
+def plot_model_vs_data(
+    t: np.ndarray,
+    data: np.ndarray,
+    simulated: np.ndarray | None,
+    state_names: Sequence[str],
+    *,
+    note: str | None = None,
+    labels: tuple[str, str] = ("data", "discovered model"),
+) -> Figure:
     """Time series ``(T, D)`` of the data and of the discovered model simulated from the same
     initial state, plus (for 3 states) both attractors in 3D."""
     t = np.asarray(t, float)
@@ -135,14 +169,18 @@ def plot_model_vs_data(t: np.ndarray, data: np.ndarray, simulated: np.ndarray | 
     return fig
 
 
-def plot_latent_attractor(z_true: np.ndarray, z_mapped: np.ndarray,
-                          *, title: str = "latent attractor, mapped to Lorenz coordinates"
-                          ) -> Figure:
+def plot_latent_attractor(
+    z_true: np.ndarray,
+    z_mapped: np.ndarray,
+    *,
+    title: str = "latent attractor, mapped to Lorenz coordinates",
+) -> Figure:
     """The true attractor ``(T, 3)`` and the autoencoder's latent trajectory after the affine
     map to Lorenz coordinates, side by side and overlaid."""
     fig = Figure(figsize=(10, 4.2), layout="constrained")
-    for k, (name, arr, color) in enumerate((("true (scaled Lorenz)", z_true, "k"),
-                                            ("latent, affine-mapped", z_mapped, "C0"))):
+    for k, (name, arr, color) in enumerate(
+        (("true (scaled Lorenz)", z_true, "k"), ("latent, affine-mapped", z_mapped, "C0"))
+    ):
         ax = fig.add_subplot(1, 2, k + 1, projection="3d")
         ax.plot(*np.asarray(arr, float).T, color=color, lw=0.5)
         ax.set_title(name, fontsize=10)
@@ -150,8 +188,9 @@ def plot_latent_attractor(z_true: np.ndarray, z_mapped: np.ndarray,
     return fig
 
 
-def plot_loss_curves(histories: Mapping[str, Mapping[str, Sequence[float]]],
-                     *, highlight: str | None = None) -> Figure:
+def plot_loss_curves(
+    histories: Mapping[str, Mapping[str, Sequence[float]]], *, highlight: str | None = None
+) -> Figure:
     """Total loss per epoch of every seed (log scale), the selected one highlighted; the right
     panel splits the highlighted seed's loss into its terms."""
     fig = Figure(figsize=(11, 3.8), layout="constrained")
@@ -159,8 +198,9 @@ def plot_loss_curves(histories: Mapping[str, Mapping[str, Sequence[float]]],
     for name, hist in histories.items():
         epochs = np.asarray(hist.get("epoch", range(len(hist["total"]))), float)
         strong = name == highlight
-        ax.plot(epochs, hist["total"], lw=1.4 if strong else 0.8, alpha=1 if strong else 0.5,
-                label=name)
+        ax.plot(
+            epochs, hist["total"], lw=1.4 if strong else 0.8, alpha=1 if strong else 0.5, label=name
+        )
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("total loss")

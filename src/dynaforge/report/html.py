@@ -65,8 +65,10 @@ def build_report(run_dir: str | os.PathLike[str], *, n_samples: int = 3) -> Path
     run_dir = Path(run_dir)
     metrics_path = run_dir / "metrics.json"
     if not metrics_path.is_file():
-        raise FileNotFoundError(f"metrics.json not found: {metrics_path} is not a benchmark run "
-                                "folder (run `dynaforge benchmark` first)")
+        raise FileNotFoundError(
+            f"metrics.json not found: {metrics_path} is not a benchmark run "
+            "folder (run `dynaforge benchmark` first)"
+        )
     metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
     task = metrics.get("task") or {}
     models: dict[str, dict] = metrics.get("models") or {}
@@ -95,14 +97,30 @@ def build_report(run_dir: str | os.PathLike[str], *, n_samples: int = 3) -> Path
             vpt_values[m] = np.asarray(entry["values"], dtype=float)
     figs = []
     if vpt_values:
-        figs.append(save(plots.plot_vpt_distributions(vpt_values, eps=eps, colors=colors),
-                         "vpt_distribution", f"Valid prediction time of every test forecast "
-                         f"(ε = {eps:g}), models sorted by median."))
+        figs.append(
+            save(
+                plots.plot_vpt_distributions(vpt_values, eps=eps, colors=colors),
+                "vpt_distribution",
+                f"Valid prediction time of every test forecast "
+                f"(ε = {eps:g}), models sorted by median.",
+            )
+        )
     if rows:
-        figs.append(save(plots.plot_leaderboard_bars(
-            [r.model for r in rows], [r.vpt_median for r in rows], [r.vpt_q25 for r in rows],
-            [r.vpt_q75 for r in rows], kinds=[r.kind for r in rows], eps=eps, colors=colors),
-            "leaderboard_bars", "Median VPT with interquartile range; baselines in grey."))
+        figs.append(
+            save(
+                plots.plot_leaderboard_bars(
+                    [r.model for r in rows],
+                    [r.vpt_median for r in rows],
+                    [r.vpt_q25 for r in rows],
+                    [r.vpt_q75 for r in rows],
+                    kinds=[r.kind for r in rows],
+                    eps=eps,
+                    colors=colors,
+                ),
+                "leaderboard_bars",
+                "Median VPT with interquartile range; baselines in grey.",
+            )
+        )
     if figs:
         sections.append(("Valid prediction time", _VPT_TEXT, figs))
 
@@ -110,9 +128,19 @@ def build_report(run_dir: str | os.PathLike[str], *, n_samples: int = 3) -> Path
     t = preds.get("t")
     nrmse = {m: preds[f"nrmse__{m}"] for m in order if f"nrmse__{m}" in preds}
     if t is not None and nrmse:
-        sections.append(("Error growth", _ERROR_TEXT, [save(
-            plots.plot_error_growth(t, nrmse, eps=eps, colors=colors), "error_growth",
-            "Median nRMSE over the test forecasts (band: 25–75 %); dashed: ε.")]))
+        sections.append(
+            (
+                "Error growth",
+                _ERROR_TEXT,
+                [
+                    save(
+                        plots.plot_error_growth(t, nrmse, eps=eps, colors=colors),
+                        "error_growth",
+                        "Median nRMSE over the test forecasts (band: 25–75 %); dashed: ε.",
+                    )
+                ],
+            )
+        )
 
     state_names = task.get("state_names")
     forecasts = {m: preds[f"pred__{m}"] for m in order if f"pred__{m}" in preds}
@@ -127,12 +155,24 @@ def build_report(run_dir: str | os.PathLike[str], *, n_samples: int = 3) -> Path
                     vpts[m] = _float(vals[s])
             context = preds.get("context")
             fig = plots.plot_trajectories(
-                t, truth, forecasts, sample=s, state_names=state_names, vpts=vpts,
+                t,
+                truth,
+                forecasts,
+                sample=s,
+                state_names=state_names,
+                vpts=vpts,
                 context=context if context is not None and context.shape[0] > s else None,
-                colors=colors, title=f"test sample {s}")
-            figs.append(save(fig, f"trajectories_sample{s}",
-                             f"Test sample {s}: truth (black) and forecasts; dotted lines mark "
-                             f"each model's VPT (ε = {eps:g})."))
+                colors=colors,
+                title=f"test sample {s}",
+            )
+            figs.append(
+                save(
+                    fig,
+                    f"trajectories_sample{s}",
+                    f"Test sample {s}: truth (black) and forecasts; dotted lines mark "
+                    f"each model's VPT (ε = {eps:g}).",
+                )
+            )
         sections.append(("Forecast trajectories", _TRAJ_TEXT, figs))
 
     # Attractors: the long free run if present, else the test forecasts joined.
@@ -146,27 +186,58 @@ def build_report(run_dir: str | os.PathLike[str], *, n_samples: int = 3) -> Path
             tr, pr, what = _join_runs(truth[:k]), _join_runs(forecasts[m][:k]), "test forecasts"
         else:
             continue
-        fig = plots.plot_attractor(tr, pr, title=f"{m} ({what})", labels=("truth", m),
-                                   state_names=state_names, color=colors.get(m, "C0"))
+        fig = plots.plot_attractor(
+            tr,
+            pr,
+            title=f"{m} ({what})",
+            labels=("truth", m),
+            state_names=state_names,
+            color=colors.get(m, "C0"),
+        )
         figs.append(save(fig, f"attractor_{m}", f"{m}: attractor of the {what} vs the truth."))
     if figs:
         sections.append(("Attractors", _ATTRACTOR_TEXT, figs))
 
-    histories = {m: models[m]["history"] for m in order
-                 if isinstance(models.get(m, {}).get("history"), Mapping)}
+    histories = {
+        m: models[m]["history"]
+        for m in order
+        if isinstance(models.get(m, {}).get("history"), Mapping)
+    }
     if histories:
-        sections.append(("Training curves", "Loss per epoch of the gradient-trained models "
-                         "(solid: training, dashed: validation).", [save(
-                             plots.plot_training_curves(histories, colors=colors),
-                             "training_curves", "Training and validation loss.")]))
+        sections.append(
+            (
+                "Training curves",
+                "Loss per epoch of the gradient-trained models "
+                "(solid: training, dashed: validation).",
+                [
+                    save(
+                        plots.plot_training_curves(histories, colors=colors),
+                        "training_curves",
+                        "Training and validation loss.",
+                    )
+                ],
+            )
+        )
 
     acf = _load_npz(run_dir / "acf.npz")
     if "lag" in acf and "acf" in acf:
         chosen = acf.get("chosen_context")
         chosen = float(chosen) if chosen is not None and np.size(chosen) == 1 else None
-        sections.append(("Autocorrelation", _ACF_TEXT, [save(
-            plots.plot_autocorrelation(acf["lag"], acf["acf"], state_names, chosen=chosen),
-            "autocorrelation", "Autocorrelation of the training data per state variable.")]))
+        sections.append(
+            (
+                "Autocorrelation",
+                _ACF_TEXT,
+                [
+                    save(
+                        plots.plot_autocorrelation(
+                            acf["lag"], acf["acf"], state_names, chosen=chosen
+                        ),
+                        "autocorrelation",
+                        "Autocorrelation of the training data per state variable.",
+                    )
+                ],
+            )
+        )
 
     config_text = None
     config_path = run_dir / "config.json"
@@ -200,17 +271,23 @@ def _leaderboard_rows(metrics: Mapping, csv_path: Path, eps: float) -> list[_Row
             k = _float(key)
             if not math.isclose(k, eps) and isinstance(e, Mapping):
                 other[k] = _float(e.get("median"))
-        rows.append(_Row(
-            model=name, kind=str(m.get("kind", "")), vpt_median=_float(entry.get("median")),
-            vpt_q25=_float(entry.get("q25")), vpt_q75=_float(entry.get("q75")),
-            vpt_other=dict(sorted(other.items())),
-            one_step_nmse=_float(m.get("one_step_nmse")),
-            climate_distance=_float(m.get("climate_distance")),
-            on_attractor=_bool(m.get("on_attractor")),
-            diverged_fraction=_float(m.get("diverged_fraction")),
-            train_time_s=_float(m.get("train_time_s")),
-            forecast_time_per_step_s=_float(m.get("forecast_time_per_step_s")),
-            n_parameters=_float(m.get("n_parameters"))))
+        rows.append(
+            _Row(
+                model=name,
+                kind=str(m.get("kind", "")),
+                vpt_median=_float(entry.get("median")),
+                vpt_q25=_float(entry.get("q25")),
+                vpt_q75=_float(entry.get("q75")),
+                vpt_other=dict(sorted(other.items())),
+                one_step_nmse=_float(m.get("one_step_nmse")),
+                climate_distance=_float(m.get("climate_distance")),
+                on_attractor=_bool(m.get("on_attractor")),
+                diverged_fraction=_float(m.get("diverged_fraction")),
+                train_time_s=_float(m.get("train_time_s")),
+                forecast_time_per_step_s=_float(m.get("forecast_time_per_step_s")),
+                n_parameters=_float(m.get("n_parameters")),
+            )
+        )
     rows.sort(key=lambda r: -r.vpt_median if math.isfinite(r.vpt_median) else math.inf)
     for i, r in enumerate(rows, start=1):
         r.rank = i
@@ -225,17 +302,21 @@ def _row_from_csv(rec: Mapping[str, str]) -> _Row:
             other[_float(match.group(1))] = _float(value)
     rank = _float(rec.get("rank"))
     return _Row(
-        model=rec.get("model", ""), kind=rec.get("kind", "") or "",
+        model=rec.get("model", ""),
+        kind=rec.get("kind", "") or "",
         rank=int(rank) if math.isfinite(rank) else None,
-        vpt_median=_float(rec.get("vpt_median")), vpt_q25=_float(rec.get("vpt_q25")),
-        vpt_q75=_float(rec.get("vpt_q75")), vpt_other=dict(sorted(other.items())),
+        vpt_median=_float(rec.get("vpt_median")),
+        vpt_q25=_float(rec.get("vpt_q25")),
+        vpt_q75=_float(rec.get("vpt_q75")),
+        vpt_other=dict(sorted(other.items())),
         one_step_nmse=_float(rec.get("one_step_nmse")),
         climate_distance=_float(rec.get("climate_distance")),
         on_attractor=_bool(rec.get("on_attractor")),
         diverged_fraction=_float(rec.get("diverged_fraction")),
         train_time_s=_float(rec.get("train_time_s")),
         forecast_time_per_step_s=_float(rec.get("forecast_time_per_step_s")),
-        n_parameters=_float(rec.get("n_parameters")))
+        n_parameters=_float(rec.get("n_parameters")),
+    )
 
 
 def _vpt_entry(model: Mapping, eps: float) -> Mapping | None:
@@ -254,7 +335,7 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 def _prefixed(arrays: Mapping[str, Any], prefix: str) -> list[str]:
-    return [k[len(prefix):] for k in arrays if k.startswith(prefix)]
+    return [k[len(prefix) :] for k in arrays if k.startswith(prefix)]
 
 
 def _spread_samples(n: int, k: int) -> list[int]:
@@ -320,7 +401,7 @@ def _fmt_seconds(s: float) -> str:
 
 
 def _fmt_count(n: float) -> str:
-    return f"{int(round(n)):,}" if math.isfinite(n) else _DASH
+    return f"{round(n):,}" if math.isfinite(n) else _DASH
 
 
 def _fmt_bool(b: bool | None) -> str:
@@ -330,13 +411,18 @@ def _fmt_bool(b: bool | None) -> str:
 def _summary(task: Mapping, rows: Sequence[_Row], eps: float) -> str:
     parts = []
     name = task.get("name") or task.get("system") or "this task"
-    desc = [f"system {task['system']}" if task.get("system") else None,
-            f"dt = {_float(task.get('dt')):g}" if task.get("dt") is not None else None,
-            f"one Lyapunov time = {_float(task.get('lyapunov_time')):.4g}"
-            if task.get("lyapunov_time") is not None else None]
+    desc = [
+        f"system {task['system']}" if task.get("system") else None,
+        f"dt = {_float(task.get('dt')):g}" if task.get("dt") is not None else None,
+        f"one Lyapunov time = {_float(task.get('lyapunov_time')):.4g}"
+        if task.get("lyapunov_time") is not None
+        else None,
+    ]
     desc = [d for d in desc if d]
-    parts.append(f"Task {name}" + (f" ({', '.join(desc)})" if desc else "") + ": "
-                 f"{len(rows)} model{'s' if len(rows) != 1 else ''} evaluated")
+    parts.append(
+        f"Task {name}" + (f" ({', '.join(desc)})" if desc else "") + ": "
+        f"{len(rows)} model{'s' if len(rows) != 1 else ''} evaluated"
+    )
     n_test, horizon = task.get("n_test"), task.get("horizon_steps")
     if n_test is not None:
         parts[-1] += f" on {n_test} test forecasts"
@@ -351,16 +437,22 @@ def _summary(task: Mapping, rows: Sequence[_Row], eps: float) -> str:
     ranked = [r for r in rows if math.isfinite(r.vpt_median)]
     if ranked:
         best = max(ranked, key=lambda r: r.vpt_median)
-        parts.append(f"The best median valid prediction time at ε = {eps:g} is "
-                     f"{_fmt_vpt(best)} Lyapunov times, by {best.model}"
-                     + (f" ({best.kind})" if best.kind else "") + ".")
+        parts.append(
+            f"The best median valid prediction time at ε = {eps:g} is "
+            f"{_fmt_vpt(best)} Lyapunov times, by {best.model}"
+            + (f" ({best.kind})" if best.kind else "")
+            + "."
+        )
     rk4 = next((r for r in rows if r.model == "rk4"), None)
     if rk4 is not None and math.isfinite(rk4.vpt_median):
         learned = [r for r in rows if r.kind == "learned"]
-        beat = sum(1 for r in learned if math.isfinite(r.vpt_median)
-                   and r.vpt_median > rk4.vpt_median)
-        parts.append(f"{beat} of {len(learned)} learned model{'s' if len(learned) != 1 else ''} "
-                     f"beat the RK4 baseline (median VPT {rk4.vpt_median:.2f}).")
+        beat = sum(
+            1 for r in learned if math.isfinite(r.vpt_median) and r.vpt_median > rk4.vpt_median
+        )
+        parts.append(
+            f"{beat} of {len(learned)} learned model{'s' if len(learned) != 1 else ''} "
+            f"beat the RK4 baseline (median VPT {rk4.vpt_median:.2f})."
+        )
     if task.get("truth"):
         parts.append(f"Truth: {task['truth']}.")
     if task.get("noise") is not None and _float(task.get("noise")) > 0:
@@ -369,12 +461,22 @@ def _summary(task: Mapping, rows: Sequence[_Row], eps: float) -> str:
 
 
 def _leaderboard_table(rows: Sequence[_Row], eps: float) -> str:
-    other_eps = sorted({e for r in rows for e in r.vpt_other
-                        if math.isfinite(e) and not math.isclose(e, eps)})
-    head = (["#", "model", "kind", f"VPT ε={eps:g}<br><small>median [q25–q75]</small>"]
-            + [f"VPT ε={e:g}<br><small>median</small>" for e in other_eps]
-            + ["one-step nMSE", "climate distance", "on attractor", "diverged",
-               "train time", "forecast µs/step", "parameters"])
+    other_eps = sorted(
+        {e for r in rows for e in r.vpt_other if math.isfinite(e) and not math.isclose(e, eps)}
+    )
+    head = (
+        ["#", "model", "kind", f"VPT ε={eps:g}<br><small>median [q25–q75]</small>"]
+        + [f"VPT ε={e:g}<br><small>median</small>" for e in other_eps]
+        + [
+            "one-step nMSE",
+            "climate distance",
+            "on attractor",
+            "diverged",
+            "train time",
+            "forecast µs/step",
+            "parameters",
+        ]
+    )
     # Header cells contain only our own markup plus escaped numbers.
     out = ['<table class="leaderboard">', "<thead><tr>"]
     out += [f"<th>{h}</th>" for h in head]
@@ -395,8 +497,9 @@ def _leaderboard_table(rows: Sequence[_Row], eps: float) -> str:
             ("num", _fmt_count(r.n_parameters)),
         ]
         cls = ' class="baseline"' if r.kind == "baseline" else ""
-        out.append(f"<tr{cls}>" + "".join(f'<td class="{c}">{escape(v)}</td>' for c, v in cells)
-                   + "</tr>")
+        out.append(
+            f"<tr{cls}>" + "".join(f'<td class="{c}">{escape(v)}</td>' for c, v in cells) + "</tr>"
+        )
     out.append("</tbody></table>")
     return "\n".join(out)
 
@@ -411,44 +514,59 @@ def _task_table(task: Mapping) -> str:
     return '<dl class="task">' + "".join(items) + "</dl>"
 
 
-def _render_page(metrics: Mapping, rows: Sequence[_Row], eps: float,
-                 sections: Sequence[tuple[str, str, list[_Figure]]],
-                 config_text: str | None) -> str:
+def _render_page(
+    metrics: Mapping,
+    rows: Sequence[_Row],
+    eps: float,
+    sections: Sequence[tuple[str, str, list[_Figure]]],
+    config_text: str | None,
+) -> str:
     task = metrics.get("task") or {}
     name = task.get("name") or task.get("system") or "benchmark"
-    body = [f"<h1>dynaforge report: {escape(str(name))}</h1>",
-            f'<p class="summary">{escape(_summary(task, rows, eps))}</p>']
+    body = [
+        f"<h1>dynaforge report: {escape(str(name))}</h1>",
+        f'<p class="summary">{escape(_summary(task, rows, eps))}</p>',
+    ]
     nav = ['<a href="#leaderboard">Leaderboard</a>']
     nav += [f'<a href="#{_anchor(title)}">{escape(title)}</a>' for title, _, _ in sections]
     if config_text is not None:
         nav.append('<a href="#config">Configuration</a>')
-    body.append('<nav>' + " · ".join(nav) + "</nav>")
+    body.append("<nav>" + " · ".join(nav) + "</nav>")
     body.append('<section id="leaderboard"><h2>Leaderboard</h2>')
     body.append(f"<p>{escape(_LEADERBOARD_TEXT.format(eps=f'{eps:g}'))}</p>")
     body.append('<div class="scroll">' + _leaderboard_table(rows, eps) + "</div>")
     if task:
-        body.append("<details><summary>Task definition</summary>" + _task_table(task)
-                    + "</details>")
+        body.append(
+            "<details><summary>Task definition</summary>" + _task_table(task) + "</details>"
+        )
     body.append("</section>")
     for title, text, figs in sections:
         body.append(f'<section id="{_anchor(title)}"><h2>{escape(title)}</h2>')
         body.append(f"<p>{escape(text)}</p>")
         for f in figs:
-            body.append(f'<figure><img src="{escape(f.file)}" alt="{escape(f.caption)}" '
-                        f'loading="lazy"><figcaption>{escape(f.caption)}</figcaption></figure>')
+            body.append(
+                f'<figure><img src="{escape(f.file)}" alt="{escape(f.caption)}" '
+                f'loading="lazy"><figcaption>{escape(f.caption)}</figcaption></figure>'
+            )
         body.append("</section>")
     if config_text is not None:
-        body.append('<section id="config"><h2>Configuration</h2><details>'
-                    "<summary>Resolved configuration (config.json)</summary>"
-                    f"<pre>{escape(config_text)}</pre></details></section>")
-    footer = [f"dynaforge {metrics['dynaforge_version']}" if metrics.get("dynaforge_version")
-              else "dynaforge",
-              f"created {metrics['created']}" if metrics.get("created") else None,
-              f"benchmark took {_fmt_seconds(_float(metrics.get('elapsed_s')))}"
-              if metrics.get("elapsed_s") is not None else None]
+        body.append(
+            '<section id="config"><h2>Configuration</h2><details>'
+            "<summary>Resolved configuration (config.json)</summary>"
+            f"<pre>{escape(config_text)}</pre></details></section>"
+        )
+    footer = [
+        f"dynaforge {metrics['dynaforge_version']}"
+        if metrics.get("dynaforge_version")
+        else "dynaforge",
+        f"created {metrics['created']}" if metrics.get("created") else None,
+        f"benchmark took {_fmt_seconds(_float(metrics.get('elapsed_s')))}"
+        if metrics.get("elapsed_s") is not None
+        else None,
+    ]
     body.append("<footer>" + escape(" · ".join(f for f in footer if f)) + "</footer>")
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>dynaforge report: {escape(str(name))}</title>\n<style>{_CSS}</style>\n"
         "</head>\n<body>\n<main>\n" + "\n".join(body) + "\n</main>\n</body>\n</html>\n"
@@ -460,14 +578,24 @@ _LEADERBOARD_TEXT = (
     "forecast's normalised error first exceeds ε = {eps}), with its interquartile range over "
     "the test forecasts. One-step nMSE is the normalised mean squared error of a single step; "
     "climate distance compares the long-run statistics of a free-running model with the "
-    "truth's; diverged is the fraction of test forecasts the benchmark counted as diverged.")
-_VPT_TEXT = ("Each point is one test forecast; boxes show the quartiles. A wide spread means the "
-             "median alone hides how much the VPT depends on the initial condition.")
-_ERROR_TEXT = ("Error grows roughly exponentially at the rate set by the largest Lyapunov "
-               "exponent; a model's curve crossing ε is where its forecasts stop being valid.")
-_TRAJ_TEXT = ("True and forecast time series for a few test samples spread over the test set, "
-              "with the context the models were given (grey, negative times).")
-_ATTRACTOR_TEXT = ("Long-run behaviour: a model with a good short-term forecast can still drift "
-                   "off the attractor, collapse to a fixed point, or diverge.")
-_ACF_TEXT = ("Autocorrelation of the training data; the dotted line marks the context length "
-             "chosen from it.")
+    "truth's; diverged is the fraction of test forecasts the benchmark counted as diverged."
+)
+_VPT_TEXT = (
+    "Each point is one test forecast; boxes show the quartiles. A wide spread means the "
+    "median alone hides how much the VPT depends on the initial condition."
+)
+_ERROR_TEXT = (
+    "Error grows roughly exponentially at the rate set by the largest Lyapunov "
+    "exponent; a model's curve crossing ε is where its forecasts stop being valid."
+)
+_TRAJ_TEXT = (
+    "True and forecast time series for a few test samples spread over the test set, "
+    "with the context the models were given (grey, negative times)."
+)
+_ATTRACTOR_TEXT = (
+    "Long-run behaviour: a model with a good short-term forecast can still drift "
+    "off the attractor, collapse to a fixed point, or diverge."
+)
+_ACF_TEXT = (
+    "Autocorrelation of the training data; the dotted line marks the context length chosen from it."
+)

@@ -68,21 +68,29 @@ def anchor(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
 
 
-def html_table(head: Sequence[str], rows: Sequence[Sequence[tuple[str, str]]],
-               *, css_class: str = "") -> str:
+def html_table(
+    head: Sequence[str], rows: Sequence[Sequence[tuple[str, str]]], *, css_class: str = ""
+) -> str:
     """A table from header labels and rows of ``(cell class, text)``; all text is escaped."""
     out = [f'<div class="scroll"><table class="{escape(css_class)}"><thead><tr>']
     out += [f"<th>{escape(h)}</th>" for h in head]
     out.append("</tr></thead><tbody>")
     for row in rows:
-        out.append("<tr>" + "".join(f'<td class="{escape(c)}">{escape(v)}</td>' for c, v in row)
-                   + "</tr>")
+        out.append(
+            "<tr>" + "".join(f'<td class="{escape(c)}">{escape(v)}</td>' for c, v in row) + "</tr>"
+        )
     out.append("</tbody></table></div>")
     return "".join(out)
 
 
-def render_page(title: str, summary: str, sections: Sequence[Section], *,
-                config_text: str | None = None, footer: str = "dynaforge") -> str:
+def render_page(
+    title: str,
+    summary: str,
+    sections: Sequence[Section],
+    *,
+    config_text: str | None = None,
+    footer: str = "dynaforge",
+) -> str:
     """A self-contained page (inline CSS, images by relative path); every text is escaped."""
     body = [f"<h1>{escape(title)}</h1>", f'<p class="summary">{escape(summary)}</p>']
     nav = [f'<a href="#{anchor(s.title)}">{escape(s.title)}</a>' for s in sections]
@@ -95,16 +103,20 @@ def render_page(title: str, summary: str, sections: Sequence[Section], *,
             body.append(f"<p>{escape(s.text)}</p>")
         body.extend(s.html)
         for f in s.figures:
-            body.append(f'<figure><img src="{escape(f.file)}" alt="{escape(f.caption)}" '
-                        f'loading="lazy"><figcaption>{escape(f.caption)}</figcaption></figure>')
+            body.append(
+                f'<figure><img src="{escape(f.file)}" alt="{escape(f.caption)}" '
+                f'loading="lazy"><figcaption>{escape(f.caption)}</figcaption></figure>'
+            )
         body.append("</section>")
     if config_text is not None:
-        body.append('<section id="config"><h2>Configuration</h2><details>'
-                    "<summary>Resolved configuration (config.json)</summary>"
-                    f"<pre>{escape(config_text)}</pre></details></section>")
+        body.append(
+            '<section id="config"><h2>Configuration</h2><details>'
+            "<summary>Resolved configuration (config.json)</summary>"
+            f"<pre>{escape(config_text)}</pre></details></section>"
+        )
     body.append(f"<footer>{escape(footer)}</footer>")
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{escape(title)}</title>\n<style>{CSS}</style>\n"
         "</head>\n<body>\n<main>\n" + "\n".join(body) + "\n</main>\n</body>\n</html>\n"

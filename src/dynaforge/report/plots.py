@@ -80,7 +80,7 @@ def plot_trajectories(
     """
     t = np.asarray(t, dtype=float)
     truth_s = _select_sample(truth, sample)
-    H, D = truth_s.shape
+    _H, D = truth_s.shape
     names = _state_names(state_names, D)
     colors = dict(colors) if colors is not None else model_colors(list(preds))
     ctx_t = ctx = None
@@ -273,8 +273,15 @@ def plot_training_curves(
             loss = np.where(np.isfinite(loss[:m]) & (loss[:m] > 0), loss[:m], np.nan)
             if not np.isfinite(loss).any():
                 continue
-            ax.plot(epoch[:m], loss, color=colors.get(name), ls=ls, lw=1.4,
-                    marker="." if m < 30 else None, label=f"{name} ({suffix})")
+            ax.plot(
+                epoch[:m],
+                loss,
+                color=colors.get(name),
+                ls=ls,
+                lw=1.4,
+                marker="." if m < 30 else None,
+                label=f"{name} ({suffix})",
+            )
             any_line = True
     if any_line:
         ax.set_yscale("log")
@@ -311,18 +318,24 @@ def plot_leaderboard_bars(
     ax = fig.add_subplot()
     y = np.arange(n, 0, -1, dtype=float)
     width = np.where(np.isfinite(med), med, 0.0)
-    err = np.vstack([
-        np.clip(np.nan_to_num(med - lo, nan=0.0, posinf=0.0, neginf=0.0), 0, None),
-        np.clip(np.nan_to_num(hi - med, nan=0.0, posinf=0.0, neginf=0.0), 0, None),
-    ])
-    bar_colors = [BASELINE_COLOR if k == "baseline" else colors.get(m, "C0")
-                  for m, k in zip(names, kinds)]
+    err = np.vstack(
+        [
+            np.clip(np.nan_to_num(med - lo, nan=0.0, posinf=0.0, neginf=0.0), 0, None),
+            np.clip(np.nan_to_num(hi - med, nan=0.0, posinf=0.0, neginf=0.0), 0, None),
+        ]
+    )
+    bar_colors = [
+        BASELINE_COLOR if k == "baseline" else colors.get(m, "C0") for m, k in zip(names, kinds)
+    ]
     ax.barh(y, width, xerr=err, color=bar_colors, capsize=3, ecolor="0.2", height=0.65)
     ax.set_yticks(y, names)
     ax.set_ylim(0.4, n + 0.6)
     ax.set_xlabel("median VPT (Lyapunov times), IQR error bars")
-    ax.set_title("leaderboard" + (f" (ε = {eps:g})" if eps is not None else "")
-                 + (" — baselines in grey" if "baseline" in kinds else ""))
+    ax.set_title(
+        "leaderboard"
+        + (f" (ε = {eps:g})" if eps is not None else "")
+        + (" — baselines in grey" if "baseline" in kinds else "")
+    )
     ax.grid(alpha=0.3, axis="x")
     return fig
 
@@ -346,8 +359,9 @@ def plot_autocorrelation(
     ax.axhline(0.0, color="0.3", lw=0.8)
     ax.axhline(np.exp(-1.0), color="0.5", lw=0.8, ls="--", label="1/e")
     if chosen is not None and np.isfinite(float(chosen)):
-        ax.axvline(float(chosen), color="0.2", ls=":", lw=1.4,
-                   label=f"chosen context = {float(chosen):g}")
+        ax.axvline(
+            float(chosen), color="0.2", ls=":", lw=1.4, label=f"chosen context = {float(chosen):g}"
+        )
     ax.set_xlabel("lag (steps)")
     ax.set_ylabel("autocorrelation")
     ax.set_title("autocorrelation of the training data")
@@ -424,9 +438,14 @@ def _no_data(ax, text: str) -> None:
 
 
 def _boxplot_horizontal(ax, data: list[np.ndarray], positions: list[float]) -> None:
-    kw = {"positions": positions, "widths": 0.6, "showfliers": False, "patch_artist": True,
-          "boxprops": {"facecolor": "0.92", "edgecolor": "0.3"},
-          "medianprops": {"color": "black", "lw": 1.6}}
+    kw = {
+        "positions": positions,
+        "widths": 0.6,
+        "showfliers": False,
+        "patch_artist": True,
+        "boxprops": {"facecolor": "0.92", "edgecolor": "0.3"},
+        "medianprops": {"color": "black", "lw": 1.6},
+    }
     try:  # matplotlib >= 3.10
         ax.boxplot(data, orientation="horizontal", **kw)
     except TypeError:  # older matplotlib

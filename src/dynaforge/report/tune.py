@@ -26,10 +26,10 @@ from dynaforge.report.page import (
     Figure,
     FileNames,
     Section,
-    html_table,
     as_float,
     format_number,
     format_seconds,
+    html_table,
     render_page,
     write_text_atomic,
 )
@@ -70,8 +70,10 @@ def build_tune_report(run_dir: str | os.PathLike[str]) -> Path:
     run_dir = Path(run_dir)
     path = run_dir / "study.json"
     if not path.is_file():
-        raise FileNotFoundError(f"study.json not found: {run_dir} is not a tuning run folder "
-                                "(run `dynaforge tune` first)")
+        raise FileNotFoundError(
+            f"study.json not found: {run_dir} is not a tuning run folder "
+            "(run `dynaforge tune` first)"
+        )
     record = json.loads(path.read_text(encoding="utf-8"))
     space: dict[str, dict] = dict(record.get("space") or {})
     trials = read_trials(run_dir / "trials.csv", space)
@@ -89,8 +91,9 @@ def build_tune_report(run_dir: str | os.PathLike[str]) -> Path:
     default = record.get("default") or None
     default_value = as_float(default.get("value")) if default else None
 
-    sections = [Section("Study", _STUDY_TEXT, html=[_study_list(record, counts),
-                                                    _space_table(space)])]
+    sections = [
+        Section("Study", _STUDY_TEXT, html=[_study_list(record, counts), _space_table(space)])
+    ]
 
     # Best configuration vs the default one.
     if best:
@@ -100,17 +103,36 @@ def build_tune_report(run_dir: str | os.PathLike[str]) -> Path:
             d = _lookup(default_params, name) if default else _MISSING
             b = (best.get("params") or {}).get(name, _MISSING)
             changed = d is not _MISSING and b is not _MISSING and not _same(d, b)
-            rows.append([("model", name), ("num", _fmt_value(d)),
-                         ("num good" if changed else "num", _fmt_value(b))])
-        rows.append([("model", "objective value"), ("num", format_number(default_value)),
-                     ("num", format_number(best.get("value")))])
+            rows.append(
+                [
+                    ("model", name),
+                    ("num", _fmt_value(d)),
+                    ("num good" if changed else "num", _fmt_value(b)),
+                ]
+            )
+        rows.append(
+            [
+                ("model", "objective value"),
+                ("num", format_number(default_value)),
+                ("num", format_number(best.get("value"))),
+            ]
+        )
         html = [html_table(["parameter", "default", "best"], rows)]
         if best.get("model_params"):
-            html.append("<details><summary>Full hyperparameters of the best trial</summary>"
-                        f"<pre>{escape(json.dumps(best['model_params'], indent=2))}</pre>"
-                        "</details>")
-        sections.append(Section("Best configuration", _BEST_TEXT.format(
-            number=best.get("number"), value=format_number(best.get("value"))), html=html))
+            html.append(
+                "<details><summary>Full hyperparameters of the best trial</summary>"
+                f"<pre>{escape(json.dumps(best['model_params'], indent=2))}</pre>"
+                "</details>"
+            )
+        sections.append(
+            Section(
+                "Best configuration",
+                _BEST_TEXT.format(
+                    number=best.get("number"), value=format_number(best.get("value"))
+                ),
+                html=html,
+            )
+        )
     else:
         sections.append(Section("Best configuration", _NO_BEST_TEXT))
 
@@ -119,86 +141,179 @@ def build_tune_report(run_dir: str | os.PathLike[str]) -> Path:
     if complete:
         ranked = sorted(complete, key=lambda t: (-t.value if maximize else t.value, t.number))
         head = ["#", "trial", "value", "duration", "worker"] + param_names
-        rows = [[("num", str(i)), ("num", str(t.number)), ("num", format_number(t.value)),
-                 ("num", format_seconds(t.duration_s)), ("", t.worker or DASH)]
-                + [("num", _fmt_value(t.params.get(p))) for p in param_names]
-                for i, t in enumerate(ranked[:TOP_TRIALS], start=1)]
+        rows = [
+            [
+                ("num", str(i)),
+                ("num", str(t.number)),
+                ("num", format_number(t.value)),
+                ("num", format_seconds(t.duration_s)),
+                ("", t.worker or DASH),
+            ]
+            + [("num", _fmt_value(t.params.get(p))) for p in param_names]
+            for i, t in enumerate(ranked[:TOP_TRIALS], start=1)
+        ]
         html = [html_table(head, rows)]
-        text = _TOP_TEXT.format(n=min(TOP_TRIALS, len(ranked)), total=len(ranked),
-                                order="highest" if maximize else "lowest")
+        text = _TOP_TEXT.format(
+            n=min(TOP_TRIALS, len(ranked)),
+            total=len(ranked),
+            order="highest" if maximize else "lowest",
+        )
     else:
         html = []
-        text = (f"No trial completed ({_counts_text(counts)}), so there is nothing to rank."
-                if trials else "The study has no trials yet.")
+        text = (
+            f"No trial completed ({_counts_text(counts)}), so there is nothing to rank."
+            if trials
+            else "The study has no trials yet."
+        )
     if trials:
         head = ["trial", "state", "value", "duration", "worker", "retry of", "reports"]
-        rows = [[("num", str(t.number)), ("", t.state), ("num", format_number(t.value)),
-                 ("num", format_seconds(t.duration_s)), ("", t.worker or DASH),
-                 ("num", t.retry_of or DASH),
-                 ("num", DASH if t.n_reports is None else str(t.n_reports))]
-                + [("num", _fmt_value(t.params.get(p))) for p in param_names]
-                for t in sorted(trials, key=lambda t: t.number)]
-        html.append(f"<details><summary>All {len(trials)} trials</summary>"
-                    + html_table(head + param_names, rows) + "</details>")
+        rows = [
+            [
+                ("num", str(t.number)),
+                ("", t.state),
+                ("num", format_number(t.value)),
+                ("num", format_seconds(t.duration_s)),
+                ("", t.worker or DASH),
+                ("num", t.retry_of or DASH),
+                ("num", DASH if t.n_reports is None else str(t.n_reports)),
+            ]
+            + [("num", _fmt_value(t.params.get(p))) for p in param_names]
+            for t in sorted(trials, key=lambda t: t.number)
+        ]
+        html.append(
+            f"<details><summary>All {len(trials)} trials</summary>"
+            + html_table(head + param_names, rows)
+            + "</details>"
+        )
     sections.append(Section("Best trials", text, html=html))
 
     # Figures.
     label = "objective"
     if trials:
-        sections.append(Section("Optimisation history", _HISTORY_TEXT, figures=[save(
-            tplots.plot_optimization_history(
-                [t.number for t in trials], [t.value for t in trials],
-                [t.state for t in trials], maximize=maximize, default_value=default_value,
-                value_label=label),
-            "optimization_history",
-            f"Objective: {record.get('objective') or 'value'}. Black: best so far"
-            + ("; dashed: the default configuration." if default_value is not None
-               else "."))]))
+        sections.append(
+            Section(
+                "Optimisation history",
+                _HISTORY_TEXT,
+                figures=[
+                    save(
+                        tplots.plot_optimization_history(
+                            [t.number for t in trials],
+                            [t.value for t in trials],
+                            [t.state for t in trials],
+                            maximize=maximize,
+                            default_value=default_value,
+                            value_label=label,
+                        ),
+                        "optimization_history",
+                        f"Objective: {record.get('objective') or 'value'}. Black: best so far"
+                        + (
+                            "; dashed: the default configuration."
+                            if default_value is not None
+                            else "."
+                        ),
+                    )
+                ],
+            )
+        )
 
     importances = record.get("importances") or {}
     if importances:
-        sections.append(Section("Parameter importances", _IMPORTANCE_TEXT, figures=[save(
-            tplots.plot_importances(importances), "importances",
-            "Share of the objective's variance explained by each parameter.")]))
+        sections.append(
+            Section(
+                "Parameter importances",
+                _IMPORTANCE_TEXT,
+                figures=[
+                    save(
+                        tplots.plot_importances(importances),
+                        "importances",
+                        "Share of the objective's variance explained by each parameter.",
+                    )
+                ],
+            )
+        )
     else:
         sections.append(Section("Parameter importances", _NO_IMPORTANCE_TEXT))
 
     if complete and space:
-        unit = np.stack([tplots.unit_coordinates([t.params.get(p) for t in complete], space[p])
-                         for p in space], axis=1)
-        sections.append(Section("Parallel coordinates", _PARALLEL_TEXT, figures=[save(
-            tplots.plot_parallel_coordinates(
-                unit, [t.value for t in complete], list(space), maximize=maximize,
-                tick_labels=[_axis_ticks(space[p]) for p in space], value_label=label),
-            "parallel_coordinates",
-            f"{len(complete)} complete trials; brighter lines are better.")]))
+        unit = np.stack(
+            [tplots.unit_coordinates([t.params.get(p) for t in complete], space[p]) for p in space],
+            axis=1,
+        )
+        sections.append(
+            Section(
+                "Parallel coordinates",
+                _PARALLEL_TEXT,
+                figures=[
+                    save(
+                        tplots.plot_parallel_coordinates(
+                            unit,
+                            [t.value for t in complete],
+                            list(space),
+                            maximize=maximize,
+                            tick_labels=[_axis_ticks(space[p]) for p in space],
+                            value_label=label,
+                        ),
+                        "parallel_coordinates",
+                        f"{len(complete)} complete trials; brighter lines are better.",
+                    )
+                ],
+            )
+        )
 
     curves = {str(k): v for k, v in (record.get("intermediate") or {}).items() if len(v)}
     if curves:
         pruned = [str(t.number) for t in trials if t.state == "PRUNED"]
-        sections.append(Section("Intermediate values", _INTERMEDIATE_TEXT, figures=[save(
-            tplots.plot_intermediate_values(
-                curves, pruned=pruned, best=str(best["number"]) if best else None),
-            "intermediate_values",
-            f"{len(curves)} trials reported intermediate values; grey: pruned.")]))
+        sections.append(
+            Section(
+                "Intermediate values",
+                _INTERMEDIATE_TEXT,
+                figures=[
+                    save(
+                        tplots.plot_intermediate_values(
+                            curves, pruned=pruned, best=str(best["number"]) if best else None
+                        ),
+                        "intermediate_values",
+                        f"{len(curves)} trials reported intermediate values; grey: pruned.",
+                    )
+                ],
+            )
+        )
 
     if any(_finite(t.duration_s) for t in trials):
-        sections.append(Section("Time per trial", _TIME_TEXT, figures=[save(
-            tplots.plot_trial_durations([t.number for t in trials],
-                                        [t.duration_s for t in trials],
-                                        [t.state for t in trials]),
-            "trial_durations", "Wall-clock time of every trial that has one.")]))
+        sections.append(
+            Section(
+                "Time per trial",
+                _TIME_TEXT,
+                figures=[
+                    save(
+                        tplots.plot_trial_durations(
+                            [t.number for t in trials],
+                            [t.duration_s for t in trials],
+                            [t.state for t in trials],
+                        ),
+                        "trial_durations",
+                        "Wall-clock time of every trial that has one.",
+                    )
+                ],
+            )
+        )
 
     title = f"dynaforge tune: {record.get('study') or record.get('model') or 'study'}"
-    page = render_page(title, _tune_summary(record, counts, maximize, default_value),
-                       sections, config_text=_config_text(run_dir), footer=_footer(record))
+    page = render_page(
+        title,
+        _tune_summary(record, counts, maximize, default_value),
+        sections,
+        config_text=_config_text(run_dir),
+        footer=_footer(record),
+    )
     out = run_dir / REPORT_NAME
     write_text_atomic(out, page)
     return out
 
 
-def read_trials(path: str | os.PathLike[str], space: Mapping[str, Mapping[str, Any]]
-                ) -> list[Trial]:
+def read_trials(
+    path: str | os.PathLike[str], space: Mapping[str, Mapping[str, Any]]
+) -> list[Trial]:
     """Parse ``trials.csv`` (missing file: no trials). ``param:<name>`` cells are converted by
     the parameter's ``space`` entry: float/int numbers, categorical values matched back to
     their choices (``"True"`` -> ``True``); unknown parameters keep a number or the text."""
@@ -214,25 +329,38 @@ def read_trials(path: str | os.PathLike[str], space: Mapping[str, Mapping[str, A
             params = {}
             for key, cell in row.items():
                 if key and key.startswith("param:") and cell not in (None, ""):
-                    name = key[len("param:"):]
+                    name = key[len("param:") :]
                     params[name] = _parse_param(cell, space.get(name))
-            out.append(Trial(
-                number=number, state=(row.get("state") or "").strip().upper() or "UNKNOWN",
-                value=as_float(row.get("value")), duration_s=as_float(row.get("duration_s")),
-                datetime_start=row.get("datetime_start") or "",
-                datetime_complete=row.get("datetime_complete") or "",
-                worker=row.get("worker") or "", retry_of=row.get("retry_of") or "",
-                params=params, n_reports=_int(row.get("n_reports"))))
+            out.append(
+                Trial(
+                    number=number,
+                    state=(row.get("state") or "").strip().upper() or "UNKNOWN",
+                    value=as_float(row.get("value")),
+                    duration_s=as_float(row.get("duration_s")),
+                    datetime_start=row.get("datetime_start") or "",
+                    datetime_complete=row.get("datetime_complete") or "",
+                    worker=row.get("worker") or "",
+                    retry_of=row.get("retry_of") or "",
+                    params=params,
+                    n_reports=_int(row.get("n_reports")),
+                )
+            )
     return out
 
 
-def _tune_summary(record: Mapping[str, Any], counts: Mapping[str, int], maximize: bool,
-                  default_value: float | None) -> str:
-    parts = [f"Study {record.get('study', '?')}: tuning {record.get('model', '?')} on "
-             f"{record.get('task', '?')} with the {record.get('sampler', '?')} sampler and "
-             f"the {record.get('pruner') or 'no'} pruner, "
-             f"{'maximizing' if maximize else 'minimizing'} the "
-             f"{record.get('objective') or 'objective'}."]
+def _tune_summary(
+    record: Mapping[str, Any],
+    counts: Mapping[str, int],
+    maximize: bool,
+    default_value: float | None,
+) -> str:
+    parts = [
+        f"Study {record.get('study', '?')}: tuning {record.get('model', '?')} on "
+        f"{record.get('task', '?')} with the {record.get('sampler', '?')} sampler and "
+        f"the {record.get('pruner') or 'no'} pruner, "
+        f"{'maximizing' if maximize else 'minimizing'} the "
+        f"{record.get('objective') or 'objective'}."
+    ]
     parts.append(f"{sum(counts.values())} trials: {_counts_text(counts)}.")
     best = record.get("best") or None
     if best and _finite(as_float(best.get("value"))):
@@ -241,8 +369,10 @@ def _tune_summary(record: Mapping[str, Any], counts: Mapping[str, int], maximize
         if default_value is not None and math.isfinite(default_value):
             gain = (value - default_value) if maximize else (default_value - value)
             rel = f", {gain / abs(default_value):+.0%}" if default_value != 0 else ""
-            text += (f" vs {default_value:.4g} for the default configuration: "
-                     f"{'better' if gain > 0 else 'no better'} by {abs(gain):.4g}{rel}")
+            text += (
+                f" vs {default_value:.4g} for the default configuration: "
+                f"{'better' if gain > 0 else 'no better'} by {abs(gain):.4g}{rel}"
+            )
         parts.append(text + ".")
     else:
         parts.append("No trial completed, so there is no best configuration yet.")
@@ -262,18 +392,30 @@ def _tune_summary(record: Mapping[str, Any], counts: Mapping[str, int], maximize
 
 
 def _study_list(record: Mapping[str, Any], counts: Mapping[str, int]) -> str:
-    keys = [("study", "study"), ("task", "task"), ("model", "model"),
-            ("objective", "objective"), ("direction", "direction"), ("sampler", "sampler"),
-            ("pruner", "pruner"), ("trials requested", "n_trials"), ("workers", "workers"),
-            ("seed", "seed"), ("storage", "storage")]
+    keys = [
+        ("study", "study"),
+        ("task", "task"),
+        ("model", "model"),
+        ("objective", "objective"),
+        ("direction", "direction"),
+        ("sampler", "sampler"),
+        ("pruner", "pruner"),
+        ("trials requested", "n_trials"),
+        ("workers", "workers"),
+        ("seed", "seed"),
+        ("storage", "storage"),
+    ]
     items = [(label, record.get(key)) for label, key in keys if record.get(key) is not None]
     items.append(("trials", _counts_text(counts)))
     if record.get("elapsed_s") is not None:
         items.append(("elapsed", format_seconds(record.get("elapsed_s"))))
     if record.get("trials_per_minute") is not None:
         items.append(("trials per minute", format_number(record.get("trials_per_minute"))))
-    return '<dl class="task">' + "".join(
-        f"<dt>{escape(str(k))}</dt><dd>{escape(str(v))}</dd>" for k, v in items) + "</dl>"
+    return (
+        '<dl class="task">'
+        + "".join(f"<dt>{escape(str(k))}</dt><dd>{escape(str(v))}</dd>" for k, v in items)
+        + "</dl>"
+    )
 
 
 def _space_table(space: Mapping[str, Mapping[str, Any]]) -> str:
@@ -286,8 +428,9 @@ def _space_table(space: Mapping[str, Mapping[str, Any]]) -> str:
             rng = ", ".join(_fmt_value(c) for c in spec["choices"])
         else:
             rng = f"[{_fmt_value(spec.get('low'))}, {_fmt_value(spec.get('high'))}]"
-        rows.append([("model", name), ("", kind), ("", rng),
-                     ("flag", "log" if spec.get("log") else "")])
+        rows.append(
+            [("model", name), ("", kind), ("", rng), ("flag", "log" if spec.get("log") else "")]
+        )
     return html_table(["parameter", "type", "range / choices", "scale"], rows)
 
 
@@ -305,18 +448,26 @@ def _counts(record: Mapping[str, Any], trials: Sequence[Trial]) -> dict[str, int
     given = record.get("counts")
     if isinstance(given, Mapping) and given:
         return {str(k).upper(): int(v) for k, v in given.items()}
-    out = {s: 0 for s in STATES}
+    out = dict.fromkeys(STATES, 0)
     for t in trials:
         out[t.state] = out.get(t.state, 0) + 1
     return out
 
 
 def _counts_text(counts: Mapping[str, int]) -> str:
-    words = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed",
-             "RUNNING": "running", "WAITING": "waiting"}
+    words = {
+        "COMPLETE": "complete",
+        "PRUNED": "pruned",
+        "FAIL": "failed",
+        "RUNNING": "running",
+        "WAITING": "waiting",
+    }
     order = list(STATES) + [k for k in counts if k not in STATES]
-    shown = [f"{counts[k]} {words.get(k, k.lower())}" for k in order
-             if counts.get(k) or k in ("COMPLETE",)]
+    shown = [
+        f"{counts[k]} {words.get(k, k.lower())}"
+        for k in order
+        if counts.get(k) or k in ("COMPLETE",)
+    ]
     return ", ".join(shown)
 
 
@@ -328,23 +479,26 @@ def build_sweep_report(run_dir: str | os.PathLike[str]) -> Path:
     run_dir = Path(run_dir)
     path = run_dir / "sweep.json"
     if not path.is_file():
-        raise FileNotFoundError(f"sweep.json not found: {run_dir} is not a sweep run folder "
-                                "(run `dynaforge sweep` first)")
+        raise FileNotFoundError(
+            f"sweep.json not found: {run_dir} is not a sweep run folder "
+            "(run `dynaforge sweep` first)"
+        )
     record = json.loads(path.read_text(encoding="utf-8"))
     results = list(record.get("results") or [])
-    summary = list(record.get("summary") or []) or _summarise(record.get("values") or [],
-                                                               results)
+    summary = list(record.get("summary") or []) or _summarise(record.get("values") or [], results)
     param = str(record.get("param", "value"))
     metric = str(record.get("metric") or "score")
     names = FileNames()
     has_test = any(s.get("test_mean") is not None for s in summary)
 
-    head = [param, "mean ± std", "n"] + (["test mean ± std"] if has_test else []) + [
-        "train time"]
+    head = [param, "mean ± std", "n"] + (["test mean ± std"] if has_test else []) + ["train time"]
     rows = []
     for s in summary:
-        row = [("model", _fmt_value(s.get("value"))),
-               ("num", _pm(s.get("mean"), s.get("std"))), ("num", _fmt_value(s.get("n")))]
+        row = [
+            ("model", _fmt_value(s.get("value"))),
+            ("num", _pm(s.get("mean"), s.get("std"))),
+            ("num", _fmt_value(s.get("n"))),
+        ]
         if has_test:
             row.append(("num", _pm(s.get("test_mean"), s.get("test_std"))))
         row.append(("num", format_seconds(s.get("train_time_mean_s"))))
@@ -352,36 +506,57 @@ def build_sweep_report(run_dir: str | os.PathLike[str]) -> Path:
     html = [html_table(head, rows)]
     if results:
         has_test_r = any(r.get("test_score") is not None for r in results)
-        rhead = [param, "seed", "score"] + (["test score"] if has_test_r else []) + [
-            "train time"]
-        rrows = [[("model", _fmt_value(r.get("value"))), ("num", _fmt_value(r.get("seed"))),
-                  ("num", format_number(r.get("score")))]
-                 + ([("num", format_number(r.get("test_score")))] if has_test_r else [])
-                 + [("num", format_seconds(r.get("train_time_s")))] for r in results]
-        html.append(f"<details><summary>All {len(results)} runs</summary>"
-                    + html_table(rhead, rrows) + "</details>")
+        rhead = [param, "seed", "score"] + (["test score"] if has_test_r else []) + ["train time"]
+        rrows = [
+            [
+                ("model", _fmt_value(r.get("value"))),
+                ("num", _fmt_value(r.get("seed"))),
+                ("num", format_number(r.get("score"))),
+            ]
+            + ([("num", format_number(r.get("test_score")))] if has_test_r else [])
+            + [("num", format_seconds(r.get("train_time_s")))]
+            for r in results
+        ]
+        html.append(
+            f"<details><summary>All {len(results)} runs</summary>"
+            + html_table(rhead, rrows)
+            + "</details>"
+        )
 
     sections = [Section("Results", _SWEEP_TEXT.format(metric=metric), html=html)]
     if summary:
         file = names.unique("sweep")
         times = [s.get("train_time_mean_s") for s in summary]
-        save_figure(tplots.plot_sweep(
-            [s.get("value") for s in summary], [s.get("mean") for s in summary],
-            [s.get("std") for s in summary],
-            repeats=[(r.get("value"), r.get("score")) for r in results], param=param,
-            metric=metric,
-            test_mean=[s.get("test_mean") for s in summary] if has_test else None,
-            test_std=[s.get("test_std") for s in summary] if has_test else None,
-            train_time=times if any(_finite(as_float(t)) for t in times) else None),
-            run_dir / FIGURES_DIR / file)
-        sections[0].figures.append(Figure(
-            f"{FIGURES_DIR}/{file}",
-            f"{metric}: mean ± std over the repeats against {param}; faint dots: the "
-            "individual repeats."))
+        save_figure(
+            tplots.plot_sweep(
+                [s.get("value") for s in summary],
+                [s.get("mean") for s in summary],
+                [s.get("std") for s in summary],
+                repeats=[(r.get("value"), r.get("score")) for r in results],
+                param=param,
+                metric=metric,
+                test_mean=[s.get("test_mean") for s in summary] if has_test else None,
+                test_std=[s.get("test_std") for s in summary] if has_test else None,
+                train_time=times if any(_finite(as_float(t)) for t in times) else None,
+            ),
+            run_dir / FIGURES_DIR / file,
+        )
+        sections[0].figures.append(
+            Figure(
+                f"{FIGURES_DIR}/{file}",
+                f"{metric}: mean ± std over the repeats against {param}; faint dots: the "
+                "individual repeats.",
+            )
+        )
 
     title = f"dynaforge sweep: {record.get('model', '?')} {param}"
-    page = render_page(title, _sweep_summary(record, summary, param), sections,
-                       config_text=_config_text(run_dir), footer=_footer(record))
+    page = render_page(
+        title,
+        _sweep_summary(record, summary, param),
+        sections,
+        config_text=_config_text(run_dir),
+        footer=_footer(record),
+    )
     out = run_dir / REPORT_NAME
     write_text_atomic(out, page)
     return out
@@ -409,12 +584,15 @@ def _summarise(values: Sequence[Any], results: Sequence[Mapping[str, Any]]) -> l
     return out
 
 
-def _sweep_summary(record: Mapping[str, Any], summary: Sequence[Mapping[str, Any]],
-                   param: str) -> str:
-    parts = [f"Sweep of {param} for {record.get('model', '?')} on {record.get('task', '?')}: "
-             f"{len(summary)} value{'s' if len(summary) != 1 else ''} × "
-             f"{record.get('repeats', '?')} repeat{'s' if record.get('repeats') != 1 else ''}, "
-             f"scored by the {record.get('metric') or 'score'}."]
+def _sweep_summary(
+    record: Mapping[str, Any], summary: Sequence[Mapping[str, Any]], param: str
+) -> str:
+    parts = [
+        f"Sweep of {param} for {record.get('model', '?')} on {record.get('task', '?')}: "
+        f"{len(summary)} value{'s' if len(summary) != 1 else ''} × "
+        f"{record.get('repeats', '?')} repeat{'s' if record.get('repeats') != 1 else ''}, "
+        f"scored by the {record.get('metric') or 'score'}."
+    ]
     scored = [s for s in summary if _finite(as_float(s.get("mean")))]
     if scored:
         # sweep.json does not say which way is better unless it carries a direction.
@@ -422,8 +600,10 @@ def _sweep_summary(record: Mapping[str, Any], summary: Sequence[Mapping[str, Any
         pick = min if direction.startswith("min") else max
         top = pick(scored, key=lambda s: float(s["mean"]))
         word = "Best" if direction else ("Lowest" if pick is min else "Highest")
-        parts.append(f"{word} mean {_pm(top.get('mean'), top.get('std'))} at {param} = "
-                     f"{_fmt_value(top.get('value'))}.")
+        parts.append(
+            f"{word} mean {_pm(top.get('mean'), top.get('std'))} at {param} = "
+            f"{_fmt_value(top.get('value'))}."
+        )
     return " ".join(parts)
 
 
@@ -440,10 +620,15 @@ def _config_text(run_dir: Path) -> str | None:
 
 
 def _footer(record: Mapping[str, Any]) -> str:
-    return " · ".join(x for x in (
-        f"dynaforge {record.get('dynaforge_version', '')}".strip(),
-        f"created {record['created']}" if record.get("created") else None,
-        f"took {format_seconds(record.get('elapsed_s'))}" if record.get("elapsed_s") else None) if x)
+    return " · ".join(
+        x
+        for x in (
+            f"dynaforge {record.get('dynaforge_version', '')}".strip(),
+            f"created {record['created']}" if record.get("created") else None,
+            f"took {format_seconds(record.get('elapsed_s'))}" if record.get("elapsed_s") else None,
+        )
+        if x
+    )
 
 
 def _lookup(params: Mapping[str, Any], name: str) -> Any:
@@ -460,8 +645,7 @@ def _lookup(params: Mapping[str, Any], name: str) -> Any:
 
 def _parse_param(cell: str, spec: Mapping[str, Any] | None) -> Any:
     text = cell.strip()
-    if spec is not None and (spec.get("choices") is not None
-                             or spec.get("type") == "categorical"):
+    if spec is not None and (spec.get("choices") is not None or spec.get("type") == "categorical"):
         choices = list(spec.get("choices") or [])
         k = tplots.choice_index(text, choices)
         return choices[k] if k is not None else text
@@ -469,9 +653,10 @@ def _parse_param(cell: str, spec: Mapping[str, Any] | None) -> Any:
     x = as_float(text)
     if x is None:
         return text
-    if kind == "int" or (kind is None and x.is_integer() and "." not in text
-                         and "e" not in text.lower()):
-        return int(round(x))
+    if kind == "int" or (
+        kind is None and x.is_integer() and "." not in text and "e" not in text.lower()
+    ):
+        return round(x)
     return x
 
 
@@ -515,29 +700,48 @@ def _fmt_value(v: Any) -> str:
     return str(v)
 
 
-_STUDY_TEXT = ("What was searched and how: the study's settings, the trials per state and the "
-               "search space (log: sampled uniformly in the logarithm).")
-_BEST_TEXT = ("The best trial ({number}, value {value}) against the model's default "
-              "hyperparameters; highlighted: a parameter the search changed.")
+_STUDY_TEXT = (
+    "What was searched and how: the study's settings, the trials per state and the "
+    "search space (log: sampled uniformly in the logarithm)."
+)
+_BEST_TEXT = (
+    "The best trial ({number}, value {value}) against the model's default "
+    "hyperparameters; highlighted: a parameter the search changed."
+)
 _NO_BEST_TEXT = "No trial completed, so there is no best configuration."
-_TOP_TEXT = ("The {n} best of {total} complete trials ({order} value first); the full list, "
-             "including pruned and failed trials, is collapsed below.")
-_HISTORY_TEXT = ("Every trial's objective value in the order the trials were created. Pruned "
-                 "trials were stopped early by the pruner (shown at their last reported value "
-                 "when they have one); failed trials have no value and sit on the bottom edge.")
-_IMPORTANCE_TEXT = ("How much of the variation of the objective each parameter explains over "
-                    "the complete trials, as computed by the tuning run (optuna's importance "
-                    "evaluator; the shares sum to 1). Low importance means the objective is "
-                    "insensitive to the parameter within its range, not that the parameter does "
-                    "not matter.")
-_NO_IMPORTANCE_TEXT = ("Not computed: too few complete trials (or a single parameter) to "
-                       "estimate importances.")
-_PARALLEL_TEXT = ("One line per complete trial through its parameter values; each axis spans "
-                  "the parameter's search range (in the logarithm for log-scale parameters, by "
-                  "index for categorical ones). The colour is the objective value.")
-_INTERMEDIATE_TEXT = ("The values trials reported while training (e.g. validation score per "
-                      "epoch), which the pruner compares to stop unpromising trials early.")
-_TIME_TEXT = ("Wall-clock time per trial: pruned trials stop early, so a good pruner shows as "
-              "many short trials.")
-_SWEEP_TEXT = ("{metric} for every value of the swept parameter: mean ± standard deviation "
-               "over the repeats (different seeds); the individual runs are collapsed below.")
+_TOP_TEXT = (
+    "The {n} best of {total} complete trials ({order} value first); the full list, "
+    "including pruned and failed trials, is collapsed below."
+)
+_HISTORY_TEXT = (
+    "Every trial's objective value in the order the trials were created. Pruned "
+    "trials were stopped early by the pruner (shown at their last reported value "
+    "when they have one); failed trials have no value and sit on the bottom edge."
+)
+_IMPORTANCE_TEXT = (
+    "How much of the variation of the objective each parameter explains over "
+    "the complete trials, as computed by the tuning run (optuna's importance "
+    "evaluator; the shares sum to 1). Low importance means the objective is "
+    "insensitive to the parameter within its range, not that the parameter does "
+    "not matter."
+)
+_NO_IMPORTANCE_TEXT = (
+    "Not computed: too few complete trials (or a single parameter) to estimate importances."
+)
+_PARALLEL_TEXT = (
+    "One line per complete trial through its parameter values; each axis spans "
+    "the parameter's search range (in the logarithm for log-scale parameters, by "
+    "index for categorical ones). The colour is the objective value."
+)
+_INTERMEDIATE_TEXT = (
+    "The values trials reported while training (e.g. validation score per "
+    "epoch), which the pruner compares to stop unpromising trials early."
+)
+_TIME_TEXT = (
+    "Wall-clock time per trial: pruned trials stop early, so a good pruner shows as "
+    "many short trials."
+)
+_SWEEP_TEXT = (
+    "{metric} for every value of the swept parameter: mean ± standard deviation "
+    "over the repeats (different seeds); the individual runs are collapsed below."
+)

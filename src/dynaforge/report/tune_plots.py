@@ -23,8 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 #: Marker colour per trial state in the history and duration plots.
-STATE_COLORS = {"COMPLETE": "C0", "PRUNED": "0.6", "FAIL": "C3", "RUNNING": "C2",
-                "WAITING": "C4"}
+STATE_COLORS = {"COMPLETE": "C0", "PRUNED": "0.6", "FAIL": "C3", "RUNNING": "C2", "WAITING": "C4"}
 
 
 # --------------------------------------------------------------------------- tuning
@@ -89,10 +88,15 @@ def choice_index(value: Any, choices: Sequence[Any]) -> int | None:
     return None
 
 
-def plot_optimization_history(numbers: Sequence[int], values: Sequence[float | None],
-                              states: Sequence[str], *, maximize: bool,
-                              default_value: float | None = None,
-                              value_label: str = "objective") -> Figure:
+def plot_optimization_history(
+    numbers: Sequence[int],
+    values: Sequence[float | None],
+    states: Sequence[str],
+    *,
+    maximize: bool,
+    default_value: float | None = None,
+    value_label: str = "objective",
+) -> Figure:
     """Objective value per trial number: complete trials as dots, pruned trials (at their last
     reported value, when they have one) as grey dots, failed or unfinished trials as red
     crosses along the bottom edge, the best-so-far as a step line and the default
@@ -108,17 +112,32 @@ def plot_optimization_history(numbers: Sequence[int], values: Sequence[float | N
         ax.plot(num[ok], val[ok], "o", ms=4, color=STATE_COLORS["COMPLETE"], label="complete")
     pruned = (st == "PRUNED") & np.isfinite(val)
     if pruned.any():
-        ax.plot(num[pruned], val[pruned], "o", ms=4, mfc="none",
-                color=STATE_COLORS["PRUNED"], label="pruned")
+        ax.plot(
+            num[pruned],
+            val[pruned],
+            "o",
+            ms=4,
+            mfc="none",
+            color=STATE_COLORS["PRUNED"],
+            label="pruned",
+        )
     failed = st == "FAIL"
     other = ~ok & ~pruned & ~failed
     # Trials without a value sit on the bottom edge (axes coordinates for y).
     for mask, marker, color, label in (
-            (failed, "x", STATE_COLORS["FAIL"], "failed"),
-            (other, "|", STATE_COLORS["RUNNING"], "no value (running, waiting, non-finite)")):
+        (failed, "x", STATE_COLORS["FAIL"], "failed"),
+        (other, "|", STATE_COLORS["RUNNING"], "no value (running, waiting, non-finite)"),
+    ):
         if mask.any():
-            ax.plot(num[mask], np.full(mask.sum(), 0.02), marker, ms=7, color=color,
-                    transform=ax.get_xaxis_transform(), label=label)
+            ax.plot(
+                num[mask],
+                np.full(mask.sum(), 0.02),
+                marker,
+                ms=7,
+                color=color,
+                transform=ax.get_xaxis_transform(),
+                label=label,
+            )
     if ok.any():
         order = np.argsort(num[ok], kind="stable")
         xs, ys = num[ok][order], val[ok][order]
@@ -127,13 +146,26 @@ def plot_optimization_history(numbers: Sequence[int], values: Sequence[float | N
         xs, best = np.append(xs, num.max()), np.append(best, best[-1])
         ax.step(xs, best, where="post", color="k", lw=1.4, label="best so far")
     if default_value is not None and math.isfinite(float(default_value)):
-        ax.axhline(float(default_value), color="C1", ls="--", lw=1.2,
-                   label=f"default configuration ({float(default_value):.4g})")
+        ax.axhline(
+            float(default_value),
+            color="C1",
+            ls="--",
+            lw=1.2,
+            label=f"default configuration ({float(default_value):.4g})",
+        )
     if len(num):
         ax.set_xlim(num.min() - 0.5, num.max() + 0.5)
     if not (ok.any() or pruned.any()):
-        ax.text(0.5, 0.75, "no trial has a value", transform=ax.transAxes, ha="center",
-                va="center", color="0.4", bbox={"fc": "white", "ec": "none"})
+        ax.text(
+            0.5,
+            0.75,
+            "no trial has a value",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            color="0.4",
+            bbox={"fc": "white", "ec": "none"},
+        )
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("trial number")
     ax.set_ylabel(f"{value_label} ({'higher' if maximize else 'lower'} is better)")
@@ -160,10 +192,15 @@ def plot_importances(importances: Mapping[str, float]) -> Figure:
     return fig
 
 
-def plot_parallel_coordinates(unit: np.ndarray, values: Sequence[float], names: Sequence[str],
-                              *, maximize: bool,
-                              tick_labels: Sequence[Sequence[tuple[float, str]]] | None = None,
-                              value_label: str = "objective") -> Figure:
+def plot_parallel_coordinates(
+    unit: np.ndarray,
+    values: Sequence[float],
+    names: Sequence[str],
+    *,
+    maximize: bool,
+    tick_labels: Sequence[Sequence[tuple[float, str]]] | None = None,
+    value_label: str = "objective",
+) -> Figure:
     """One line per trial across the parameter axes.
 
     ``unit`` has shape ``(n_trials, n_params)`` with every coordinate in ``[0, 1]`` (see
@@ -189,9 +226,17 @@ def plot_parallel_coordinates(unit: np.ndarray, values: Sequence[float], names: 
         ax.plot(x, unit[i], color=color, lw=1.0, alpha=0.8, marker="o", ms=2)
     for j in range(d):
         ax.axvline(j, color="0.3", lw=0.8)
-        for pos, label in (tick_labels[j] if tick_labels is not None else ()):
-            ax.text(j + 0.04, pos, label, fontsize=7, va="center", ha="left", color="0.25",
-                    clip_on=False)
+        for pos, label in tick_labels[j] if tick_labels is not None else ():
+            ax.text(
+                j + 0.04,
+                pos,
+                label,
+                fontsize=7,
+                va="center",
+                ha="left",
+                color="0.25",
+                clip_on=False,
+            )
     ax.set_xticks(x, list(names), rotation=20 if d > 4 else 0, ha="right" if d > 4 else "center")
     ax.set_xlim(-0.2, d - 0.5 if d > 1 else 0.8)
     ax.set_ylim(-0.05, 1.05)
@@ -202,9 +247,13 @@ def plot_parallel_coordinates(unit: np.ndarray, values: Sequence[float], names: 
     return fig
 
 
-def plot_intermediate_values(curves: Mapping[str, Sequence[float]], *,
-                             pruned: Sequence[str] = (), best: str | None = None,
-                             value_label: str = "intermediate value") -> Figure:
+def plot_intermediate_values(
+    curves: Mapping[str, Sequence[float]],
+    *,
+    pruned: Sequence[str] = (),
+    best: str | None = None,
+    value_label: str = "intermediate value",
+) -> Figure:
     """The values every trial reported per step (epoch), keyed by trial number (as text).
     Pruned trials are grey, the best trial thick and black, the rest coloured."""
     pruned_set = {str(p) for p in pruned}
@@ -234,8 +283,9 @@ def plot_intermediate_values(curves: Mapping[str, Sequence[float]], *,
     return fig
 
 
-def plot_trial_durations(numbers: Sequence[int], durations: Sequence[float | None],
-                         states: Sequence[str]) -> Figure:
+def plot_trial_durations(
+    numbers: Sequence[int], durations: Sequence[float | None], states: Sequence[str]
+) -> Figure:
     """Wall-clock time per trial: against the trial number (left, coloured by state) and as a
     histogram (right)."""
     num = np.asarray(numbers, float)
@@ -255,10 +305,14 @@ def plot_trial_durations(numbers: Sequence[int], durations: Sequence[float | Non
     ax.set_title("time per trial")
     finite = dur[np.isfinite(dur)]
     if finite.size:
-        ax2.hist(finite, bins=min(30, max(5, int(np.sqrt(finite.size)) + 1)), color="C0",
-                 alpha=0.8)
-        ax2.axvline(float(np.median(finite)), color="k", ls="--", lw=1,
-                    label=f"median {float(np.median(finite)):.3g} s")
+        ax2.hist(finite, bins=min(30, max(5, int(np.sqrt(finite.size)) + 1)), color="C0", alpha=0.8)
+        ax2.axvline(
+            float(np.median(finite)),
+            color="k",
+            ls="--",
+            lw=1,
+            label=f"median {float(np.median(finite)):.3g} s",
+        )
         ax2.legend(fontsize=8)
     ax2.set_xlabel("duration (s)")
     ax2.set_ylabel("trials")
@@ -282,11 +336,18 @@ def sweep_axis(values: Sequence[Any]) -> str:
     return "linear"
 
 
-def plot_sweep(values: Sequence[Any], mean: Sequence[float], std: Sequence[float], *,
-               repeats: Sequence[tuple[Any, float]] = (), param: str = "value",
-               metric: str = "score", test_mean: Sequence[float | None] | None = None,
-               test_std: Sequence[float | None] | None = None,
-               train_time: Sequence[float | None] | None = None) -> Figure:
+def plot_sweep(
+    values: Sequence[Any],
+    mean: Sequence[float],
+    std: Sequence[float],
+    *,
+    repeats: Sequence[tuple[Any, float]] = (),
+    param: str = "value",
+    metric: str = "score",
+    test_mean: Sequence[float | None] | None = None,
+    test_std: Sequence[float | None] | None = None,
+    train_time: Sequence[float | None] | None = None,
+) -> Figure:
     """Mean ± std of the metric against the swept value, with every repeat as a faint dot
     (``repeats``: ``(value, score)`` pairs) and the test scores when given; a second panel
     shows the mean training time when ``train_time`` is given.
@@ -303,8 +364,9 @@ def plot_sweep(values: Sequence[Any], mean: Sequence[float], std: Sequence[float
         x = np.asarray([_as_number(v) for v in values], float)
     has_time = train_time is not None and np.isfinite(_masked(train_time)).any()
     fig = Figure(figsize=(11 if has_time else 7, 3.8), layout="constrained")
-    axes = fig.subplots(1, 2 if has_time else 1, squeeze=False,
-                        width_ratios=[1.6, 1] if has_time else None)[0]
+    axes = fig.subplots(
+        1, 2 if has_time else 1, squeeze=False, width_ratios=[1.6, 1] if has_time else None
+    )[0]
     ax = axes[0]
     # Offsets keep validation and test bars apart (multiplicative on a log axis).
     shift = _offset(x, kind)
@@ -315,14 +377,37 @@ def plot_sweep(values: Sequence[Any], mean: Sequence[float], std: Sequence[float
             if xv is not None:
                 rx.append(xv)
                 ry.append(score)
-        ax.plot(shift(np.asarray(rx, float), -1), _masked(ry), "o", ms=3, color="C0",
-                alpha=0.3, label="repeats")
-    ax.errorbar(shift(x, -1), _masked(mean), yerr=np.nan_to_num(_masked(std)), fmt="o-",
-                color="C0", capsize=4, lw=1.4, label="validation mean ± std")
+        ax.plot(
+            shift(np.asarray(rx, float), -1),
+            _masked(ry),
+            "o",
+            ms=3,
+            color="C0",
+            alpha=0.3,
+            label="repeats",
+        )
+    ax.errorbar(
+        shift(x, -1),
+        _masked(mean),
+        yerr=np.nan_to_num(_masked(std)),
+        fmt="o-",
+        color="C0",
+        capsize=4,
+        lw=1.4,
+        label="validation mean ± std",
+    )
     if test_mean is not None and np.isfinite(_masked(test_mean)).any():
         tstd = np.nan_to_num(_masked(test_std)) if test_std is not None else None
-        ax.errorbar(shift(x, +1), _masked(test_mean), yerr=tstd, fmt="s--", color="C1",
-                    capsize=4, lw=1.0, label="test mean ± std")
+        ax.errorbar(
+            shift(x, +1),
+            _masked(test_mean),
+            yerr=tstd,
+            fmt="s--",
+            color="C1",
+            capsize=4,
+            lw=1.0,
+            label="test mean ± std",
+        )
     _set_sweep_x(ax, x, labels, kind, param)
     ax.set_ylabel(metric if len(metric) <= 40 else "score")
     ax.legend(fontsize=8)
@@ -361,8 +446,9 @@ def _offset(x: np.ndarray, kind: str):
 
 def _masked(values: Sequence[Any] | np.ndarray) -> np.ndarray:
     """Float array with missing (None) and non-finite values replaced by NaN."""
-    out = np.asarray([_as_float(v) for v in np.asarray(values, dtype=object).ravel()],
-                     dtype=float)  # None -> NaN
+    out = np.asarray(
+        [_as_float(v) for v in np.asarray(values, dtype=object).ravel()], dtype=float
+    )  # None -> NaN
     out[~np.isfinite(out)] = np.nan
     return out
 

@@ -21,4 +21,4 @@ def get_system(name: str, **parameters: float) -> AbstractSystem:
     return cls(**parameters)
 
 
-__all__ = ["AbstractSystem", "Lorenz63", "SYSTEMS", "get_system"]
+__all__ = ["SYSTEMS", "AbstractSystem", "Lorenz63", "get_system"]

@@ -56,8 +56,9 @@ def cubic_library_names(state_names: tuple[str, ...] = ("z1", "z2", "z3")) -> li
     return names
 
 
-def lorenz_true_coefficients(system: Lorenz63, scale: float,
-                             names: list[str] | None = None) -> np.ndarray:
+def lorenz_true_coefficients(
+    system: Lorenz63, scale: float, names: list[str] | None = None
+) -> np.ndarray:
     """Lorenz-63 in the coordinates ``z = scale * (x, y, z)`` on the cubic library.
 
     ``z1' = σ(z2 - z1)``, ``z2' = ρ z1 - z2 - z1 z3 / scale``, ``z3' = z1 z2 / scale - β z3``.

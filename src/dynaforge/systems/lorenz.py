@@ -39,7 +39,9 @@ class Lorenz63(AbstractSystem):
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if not isinstance(value, (int, float)) or not torch.isfinite(torch.tensor(value)):
-                raise ValueError(f"Lorenz63 parameter {field.name} must be a finite number, got {value!r}")
+                raise ValueError(
+                    f"Lorenz63 parameter {field.name} must be a finite number, got {value!r}"
+                )
 
     @property
     def lyapunov_exponent(self) -> float | None:
@@ -73,5 +75,5 @@ class Lorenz63(AbstractSystem):
         u = torch.rand(n, 3, generator=generator, dtype=torch.float64)
         x0 = box_low + u * (box_high - box_low)
         h = 0.01
-        steps = int(round(self.transient / h))
+        steps = round(self.transient / h)
         return integrate_rk4(self.rhs, x0, dt=self.transient, steps=1, substeps=steps)[:, -1]

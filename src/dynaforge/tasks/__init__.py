@@ -9,6 +9,9 @@ from dynaforge.tasks.forecasting import (
 )
 
 __all__ = [
-    "ForecastingData", "ForecastingTaskConfig", "ValidationForecasts", "build_forecasting_data",
+    "ForecastingData",
+    "ForecastingTaskConfig",
+    "ValidationForecasts",
+    "build_forecasting_data",
     "build_validation_forecasts",
 ]

@@ -66,8 +66,9 @@ class DiscoveryTaskConfig:
                 f"n_samples = {self.n_samples} over {self.n_trajectories} trajectories leaves "
                 "fewer than 2 samples per trajectory"
             )
-        if not (isinstance(self.noise, (int, float)) and math.isfinite(self.noise)
-                and self.noise >= 0):
+        if not (
+            isinstance(self.noise, (int, float)) and math.isfinite(self.noise) and self.noise >= 0
+        ):
             raise ValueError(f"noise must be a finite number >= 0, got {self.noise!r}")
 
 
@@ -94,8 +95,9 @@ class DiscoveryData:
     noise_std: np.ndarray
 
 
-def _lorenz63_rhs(system: Lorenz63, x: sympy.Symbol, y: sympy.Symbol,
-                  z: sympy.Symbol) -> list[sympy.Expr]:
+def _lorenz63_rhs(
+    system: Lorenz63, x: sympy.Symbol, y: sympy.Symbol, z: sympy.Symbol
+) -> list[sympy.Expr]:
     s, r, b = (sympy.Float(v, 17) for v in (system.sigma, system.rho, system.beta))
     return [s * (y - x), x * (r - z) - y, x * y - b * z]
 
@@ -167,8 +169,12 @@ def build_discovery_data(config: DiscoveryTaskConfig) -> DiscoveryData:
         # A stream of its own: the same seed gives the same initial conditions at every noise.
         rng = np.random.default_rng([config.seed, 0x5EED])
         noisy_x = xn + rng.standard_normal(xn.shape) * noise_std
-        noisy = Trajectories(t=t, x=torch.from_numpy(noisy_x), state_names=system.state_names,
-                             metadata={**meta, "noise": config.noise, "noise_of": "rms"})
+        noisy = Trajectories(
+            t=t,
+            x=torch.from_numpy(noisy_x),
+            state_names=system.state_names,
+            metadata={**meta, "noise": config.noise, "noise_of": "rms"},
+        )
     else:
         noisy = clean
     return DiscoveryData(config, clean, noisy, x_dot, truth, library.names(), noise_std)
@@ -230,8 +236,9 @@ def noise_sweep(
     rows = []
     for noise in noises:
         for seed in seeds:
-            config = dataclasses.replace(base, noise=float(noise), seed=int(seed),
-                                         library=params["library"])
+            config = dataclasses.replace(
+                base, noise=float(noise), seed=int(seed), library=params["library"]
+            )
             data = build_discovery_data(config)
             model = SINDy(**params)
             start = time.perf_counter()

@@ -66,16 +66,24 @@ class ForecastingTaskConfig:
             value = getattr(self, field.name)
             if field.type in ("int",) and (not isinstance(value, int) or isinstance(value, bool)):
                 raise ValueError(f"task setting {field.name} must be an integer, got {value!r}")
-            if field.type in ("float", "float | None") and value is not None and (
-                not isinstance(value, (int, float)) or isinstance(value, bool)
+            if (
+                field.type in ("float", "float | None")
+                and value is not None
+                and (not isinstance(value, (int, float)) or isinstance(value, bool))
             ):
                 raise ValueError(f"task setting {field.name} must be a number, got {value!r}")
         if self.noise < 0 or not math.isfinite(self.noise):
             raise ValueError(f"noise must be a non-negative number, got {self.noise}")
         if self.dt is not None and not (math.isfinite(self.dt) and self.dt > 0):
             raise ValueError(f"dt must be a positive number, got {self.dt}")
-        for name in ("train_points", "train_trajectories", "val_points", "val_trajectories",
-                     "n_test", "context_steps"):
+        for name in (
+            "train_points",
+            "train_trajectories",
+            "val_points",
+            "val_trajectories",
+            "n_test",
+            "context_steps",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.data is None and not 0 <= self.n_climate <= self.n_test:
@@ -118,7 +126,9 @@ def _steps_for(duration: float, dt: float) -> int:
     return max(1, math.ceil(duration / dt - 1e-9))
 
 
-def build_forecasting_data(cfg: ForecastingTaskConfig, *, progress: bool = False) -> ForecastingData:
+def build_forecasting_data(
+    cfg: ForecastingTaskConfig, *, progress: bool = False
+) -> ForecastingData:
     """Simulate (or load and split) the data of a forecasting benchmark."""
     if cfg.data is not None:
         return _from_file(cfg)
@@ -131,21 +141,38 @@ def build_forecasting_data(cfg: ForecastingTaskConfig, *, progress: bool = False
     train_steps = max(2, math.ceil(cfg.train_points / cfg.train_trajectories))
     val_steps = max(2, math.ceil(cfg.val_points / cfg.val_trajectories))
     # Separate seeds per split: no test initial condition is ever seen in training.
-    train = simulate(system, n_traj=cfg.train_trajectories, steps=train_steps - 1, dt=dt,
-                     seed=cfg.seed * 3 + 1, progress=progress)
-    val = simulate(system, n_traj=cfg.val_trajectories, steps=val_steps - 1, dt=dt,
-                   seed=cfg.seed * 3 + 2)
+    train = simulate(
+        system,
+        n_traj=cfg.train_trajectories,
+        steps=train_steps - 1,
+        dt=dt,
+        seed=cfg.seed * 3 + 1,
+        progress=progress,
+    )
+    val = simulate(
+        system, n_traj=cfg.val_trajectories, steps=val_steps - 1, dt=dt, seed=cfg.seed * 3 + 2
+    )
     x0 = system.sample_initial_conditions(
         cfg.n_test, torch.Generator().manual_seed(cfg.seed * 3 + 3)
     )
     # Reference truth: the first n_climate samples run long, the rest only the scored horizon.
-    long_part = integrate_reference(system.rhs, x0[: cfg.n_climate], dt=dt,
-                                    steps=cfg.context_steps - 1 + max(horizon, climate_horizon)) \
-        if cfg.n_climate else None
-    short_part = integrate_reference(system.rhs, x0[cfg.n_climate :], dt=dt,
-                                     steps=cfg.context_steps - 1 + horizon)
-    truth_all = short_part if long_part is None else torch.cat(
-        [long_part[:, : short_part.shape[1]], short_part]
+    long_part = (
+        integrate_reference(
+            system.rhs,
+            x0[: cfg.n_climate],
+            dt=dt,
+            steps=cfg.context_steps - 1 + max(horizon, climate_horizon),
+        )
+        if cfg.n_climate
+        else None
+    )
+    short_part = integrate_reference(
+        system.rhs, x0[cfg.n_climate :], dt=dt, steps=cfg.context_steps - 1 + horizon
+    )
+    truth_all = (
+        short_part
+        if long_part is None
+        else torch.cat([long_part[:, : short_part.shape[1]], short_part])
     )
     context = truth_all[:, : cfg.context_steps]
     test_truth = truth_all[:, cfg.context_steps : cfg.context_steps + horizon]
@@ -164,16 +191,29 @@ def build_forecasting_data(cfg: ForecastingTaskConfig, *, progress: bool = False
             context.shape, generator=noise_gen, dtype=torch.float64
         )
     return ForecastingData(
-        train=train, val=val, test_context=context, test_truth=test_truth,
-        climate_truth=climate_truth, scale=scale, dt=dt, time_scale=time_scale,
+        train=train,
+        val=val,
+        test_context=context,
+        test_truth=test_truth,
+        climate_truth=climate_truth,
+        scale=scale,
+        dt=dt,
+        time_scale=time_scale,
         state_names=system.state_names,
         info={
-            "system": system.name, "parameters": system.parameters(), "dt": dt,
-            "lyapunov_time": time_scale, "truth": "DOP853 rtol=atol=1e-12",
+            "system": system.name,
+            "parameters": system.parameters(),
+            "dt": dt,
+            "lyapunov_time": time_scale,
+            "truth": "DOP853 rtol=atol=1e-12",
             "train_data_solver": train.metadata.get("solver"),
             "train_points": train.n_trajectories * train.n_steps,
-            "n_test": cfg.n_test, "context_steps": cfg.context_steps, "horizon_steps": horizon,
-            "n_climate": cfg.n_climate, "climate_steps": climate_horizon, "noise": cfg.noise,
+            "n_test": cfg.n_test,
+            "context_steps": cfg.context_steps,
+            "horizon_steps": horizon,
+            "n_climate": cfg.n_climate,
+            "climate_steps": climate_horizon,
+            "noise": cfg.noise,
         },
     )
 
@@ -188,13 +228,16 @@ def _from_file(cfg: ForecastingTaskConfig) -> ForecastingData:
         traj = traj.with_noise(cfg.noise, torch.Generator().manual_seed(cfg.seed * 3 + 4))
     try:
         if traj.n_trajectories >= 3:
-            train, val, test = split_by_trajectory(traj, (0.7, 0.15, 0.15),
-                                                   torch.Generator().manual_seed(cfg.seed))
+            train, val, test = split_by_trajectory(
+                traj, (0.7, 0.15, 0.15), torch.Generator().manual_seed(cfg.seed)
+            )
         else:
             # Gap of one context between blocks so no test window overlaps a training window.
             train, val, test = split_by_time(traj, (0.7, 0.15, 0.15), gap=cfg.context_steps)
     except ValueError as exc:
-        raise ValueError(f"too few points in {path} for train/validation/test parts: {exc}") from None
+        raise ValueError(
+            f"too few points in {path} for train/validation/test parts: {exc}"
+        ) from None
     dt = traj.dt
     system_name = traj.metadata.get("system")
     try:
@@ -219,15 +262,27 @@ def _from_file(cfg: ForecastingTaskConfig) -> ForecastingData:
     windows = torch.stack(windows[: cfg.n_test])
     scale = train.x.reshape(-1, traj.dim).std(dim=0)
     return ForecastingData(
-        train=train, val=val, test_context=windows[:, : cfg.context_steps],
+        train=train,
+        val=val,
+        test_context=windows[:, : cfg.context_steps],
         test_truth=windows[:, cfg.context_steps :],
-        climate_truth=torch.empty(0, 0, traj.dim, dtype=torch.float64), scale=scale, dt=dt,
-        time_scale=time_scale, state_names=traj.state_names,
+        climate_truth=torch.empty(0, 0, traj.dim, dtype=torch.float64),
+        scale=scale,
+        dt=dt,
+        time_scale=time_scale,
+        state_names=traj.state_names,
         info={
-            "system": system_name or "unknown", "dt": dt, "lyapunov_time": time_scale,
-            "truth": f"held-out part of {path.name}", "train_points": train.n_trajectories * train.n_steps,
-            "n_test": int(windows.shape[0]), "context_steps": cfg.context_steps,
-            "horizon_steps": horizon, "n_climate": 0, "noise": cfg.noise, "data": str(path),
+            "system": system_name or "unknown",
+            "dt": dt,
+            "lyapunov_time": time_scale,
+            "truth": f"held-out part of {path.name}",
+            "train_points": train.n_trajectories * train.n_steps,
+            "n_test": int(windows.shape[0]),
+            "context_steps": cfg.context_steps,
+            "horizon_steps": horizon,
+            "n_climate": 0,
+            "noise": cfg.noise,
+            "data": str(path),
         },
     )
 
@@ -260,12 +315,14 @@ def _vpt(pred, truth, scale, dt: float, time_scale: float, eps: float) -> torch.
     from dynaforge import metrics
 
     nrmse = metrics.normalized_rmse(pred, truth, scale)
-    return torch.as_tensor(metrics.valid_prediction_time(nrmse, dt=dt, time_scale=time_scale,
-                                                         eps=eps))
+    return torch.as_tensor(
+        metrics.valid_prediction_time(nrmse, dt=dt, time_scale=time_scale, eps=eps)
+    )
 
 
-def build_validation_forecasts(cfg: ForecastingTaskConfig, data: ForecastingData,
-                               n: int = 32) -> ValidationForecasts:
+def build_validation_forecasts(
+    cfg: ForecastingTaskConfig, data: ForecastingData, n: int = 32
+) -> ValidationForecasts:
     """``n`` validation forecasts of the task's length (``context_steps`` + the test horizon).
 
     Simulated tasks draw fresh initial conditions from their own random stream (disjoint from
@@ -280,34 +337,47 @@ def build_validation_forecasts(cfg: ForecastingTaskConfig, data: ForecastingData
         span = cfg.context_steps + horizon
         val = data.val
         if val.n_steps < cfg.context_steps + 1:
-            raise ValueError(f"the validation part of {cfg.data} has {val.n_steps} steps per "
-                             f"trajectory, fewer than context_steps + 1 = {cfg.context_steps + 1}")
+            raise ValueError(
+                f"the validation part of {cfg.data} has {val.n_steps} steps per "
+                f"trajectory, fewer than context_steps + 1 = {cfg.context_steps + 1}"
+            )
         if val.n_steps < span:
             horizon = val.n_steps - cfg.context_steps
             span = val.n_steps
-        windows = [val.x[i, s : s + span] for i in range(val.n_trajectories)
-                   for s in range(0, val.n_steps - span + 1, span)][:n]
+        windows = [
+            val.x[i, s : s + span]
+            for i in range(val.n_trajectories)
+            for s in range(0, val.n_steps - span + 1, span)
+        ][:n]
         windows = torch.stack(windows).to(torch.float64)
         truth = windows[:, cfg.context_steps :]
         return ValidationForecasts(
-            context=windows[:, : cfg.context_steps], truth=truth,
-            scale=data.scale, dt=data.dt, time_scale=data.time_scale,
+            context=windows[:, : cfg.context_steps],
+            truth=truth,
+            scale=data.scale,
+            dt=data.dt,
+            time_scale=data.time_scale,
             source=f"{windows.shape[0]} windows of the validation part of {Path(cfg.data).name}",
         )
     system = get_system(cfg.system)
     # A stream of its own: offset far from the 3·seed + k streams of the other splits.
-    x0 = system.sample_initial_conditions(
-        n, torch.Generator().manual_seed(1_000_003 + cfg.seed))
-    truth_all = integrate_reference(system.rhs, x0, dt=data.dt,
-                                    steps=cfg.context_steps - 1 + horizon)
+    x0 = system.sample_initial_conditions(n, torch.Generator().manual_seed(1_000_003 + cfg.seed))
+    truth_all = integrate_reference(
+        system.rhs, x0, dt=data.dt, steps=cfg.context_steps - 1 + horizon
+    )
     context = truth_all[:, : cfg.context_steps]
     truth = truth_all[:, cfg.context_steps :]
     scale = truth_all.reshape(-1, system.dim).std(dim=0)
     if cfg.noise > 0:
         gen = torch.Generator().manual_seed(1_000_004 + cfg.seed)
-        context = context + cfg.noise * scale * torch.randn(context.shape, generator=gen,
-                                                            dtype=torch.float64)
+        context = context + cfg.noise * scale * torch.randn(
+            context.shape, generator=gen, dtype=torch.float64
+        )
     return ValidationForecasts(
-        context=context, truth=truth, scale=scale, dt=data.dt, time_scale=data.time_scale,
+        context=context,
+        truth=truth,
+        scale=scale,
+        dt=data.dt,
+        time_scale=data.time_scale,
         source=f"{n} initial conditions on the attractor (reference solver), not the test set",
     )

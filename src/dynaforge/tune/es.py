@@ -80,8 +80,12 @@ def es_trials(trials: Iterable[FrozenTrial], d: int) -> list[FrozenTrial]:
     usable = []
     for t in trials:
         eps = t.system_attrs.get(EPS_ATTR)
-        if (t.state == TrialState.COMPLETE and t.value is not None and eps is not None
-                and len(eps) == d):
+        if (
+            t.state == TrialState.COMPLETE
+            and t.value is not None
+            and eps is not None
+            and len(eps) == d
+        ):
             usable.append(t)
     return sorted(usable, key=_completion_key)
 
@@ -109,7 +113,7 @@ def es_mean(
     done = es_trials(study_trials, d)
     n_updates = len(done) // population
     for c in range(n_updates):
-        chunk = done[c * population:(c + 1) * population]
+        chunk = done[c * population : (c + 1) * population]
         eps = np.array([t.system_attrs[EPS_ATTR] for t in chunk], dtype=float)  # (P, d)
         w = centered_rank_weights(np.array([t.value for t in chunk]), maximize)  # (P,)
         m = np.clip(m + learning_rate * sigma * (w @ eps), 0.0, 1.0)
@@ -167,8 +171,10 @@ class EvolutionStrategySampler(BaseSampler):
         if x0:
             unknown = [k for k in x0 if k not in self.space.names()]
             if unknown:
-                raise ValueError(f"x0 names parameter(s) {', '.join(map(str, unknown))} outside "
-                                 f"the search space ({', '.join(self.space.names())})")
+                raise ValueError(
+                    f"x0 names parameter(s) {', '.join(map(str, unknown))} outside "
+                    f"the search space ({', '.join(self.space.names())})"
+                )
             for i, p in enumerate(self.space.params):
                 if p.name in x0:
                     m0[i] = p.to_unit(x0[p.name])
@@ -194,11 +200,16 @@ class EvolutionStrategySampler(BaseSampler):
 
     def current_mean(self, study: Study) -> tuple[np.ndarray, int]:
         """The mean ``(d,)`` and the number of updates behind it, from ``study``'s trials."""
-        trials = study._get_trials(deepcopy=False, states=(TrialState.COMPLETE,),
-                                   use_cache=True)
-        return es_mean(trials, self.space, population=self.population, sigma=self.sigma,
-                       learning_rate=self.learning_rate,
-                       maximize=study.direction == StudyDirection.MAXIMIZE, m0=self.m0)
+        trials = study._get_trials(deepcopy=False, states=(TrialState.COMPLETE,), use_cache=True)
+        return es_mean(
+            trials,
+            self.space,
+            population=self.population,
+            sigma=self.sigma,
+            learning_rate=self.learning_rate,
+            maximize=study.direction == StudyDirection.MAXIMIZE,
+            m0=self.m0,
+        )
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
@@ -214,8 +225,9 @@ class EvolutionStrategySampler(BaseSampler):
         if not any(name in fixed for name in self.space.names()):
             storage = study._storage
             # eps the mean update uses: what was actually applied after clipping to the cube
-            storage.set_trial_system_attr(trial._trial_id, EPS_ATTR,
-                                          ((u - m) / self.sigma).tolist())
+            storage.set_trial_system_attr(
+                trial._trial_id, EPS_ATTR, ((u - m) / self.sigma).tolist()
+            )
             storage.set_trial_system_attr(trial._trial_id, MEAN_ATTR, m.tolist())
             storage.set_trial_system_attr(trial._trial_id, UPDATES_ATTR, n_updates)
         return self.space.from_unit(u)
@@ -231,6 +243,11 @@ class EvolutionStrategySampler(BaseSampler):
 
 
 __all__ = [
-    "EPS_ATTR", "MEAN_ATTR", "UPDATES_ATTR", "centered_rank_weights", "es_trials", "es_mean",
+    "EPS_ATTR",
+    "MEAN_ATTR",
+    "UPDATES_ATTR",
     "EvolutionStrategySampler",
+    "centered_rank_weights",
+    "es_mean",
+    "es_trials",
 ]

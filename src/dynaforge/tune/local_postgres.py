@@ -40,8 +40,10 @@ def local_postgres(max_connections: int = 100) -> Iterator[str]:
     it on exit."""
     bindir = server_binaries()
     if bindir is None:
-        raise FileNotFoundError("PostgreSQL server binaries (initdb, pg_ctl) not found; install "
-                                "PostgreSQL (Debian: apt-get install postgresql)")
+        raise FileNotFoundError(
+            "PostgreSQL server binaries (initdb, pg_ctl) not found; install "
+            "PostgreSQL (Debian: apt-get install postgresql)"
+        )
     data = tempfile.mkdtemp(prefix="dynaforge-pg-")
     prefix = []
     if os.geteuid() == 0:
@@ -49,14 +51,42 @@ def local_postgres(max_connections: int = 100) -> Iterator[str]:
         shutil.chown(data, "postgres", "postgres")
     port = _free_port()
     try:
-        subprocess.run([*prefix, f"{bindir}/initdb", "-D", data, "-A", "trust", "-U",
-                        "dynaforge", "--no-sync"], check=True, capture_output=True)
-        subprocess.run([*prefix, f"{bindir}/pg_ctl", "-D", data, "-l", f"{data}/log", "-w",
-                        "-o", f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off "
-                        f"-c max_connections={max_connections}", "start"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                *prefix,
+                f"{bindir}/initdb",
+                "-D",
+                data,
+                "-A",
+                "trust",
+                "-U",
+                "dynaforge",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [
+                *prefix,
+                f"{bindir}/pg_ctl",
+                "-D",
+                data,
+                "-l",
+                f"{data}/log",
+                "-w",
+                "-o",
+                f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off "
+                f"-c max_connections={max_connections}",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+        )
         yield f"postgresql://dynaforge@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*prefix, f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"],
-                       capture_output=True)
+        subprocess.run(
+            [*prefix, f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"],
+            capture_output=True,
+        )
         shutil.rmtree(data, ignore_errors=True)

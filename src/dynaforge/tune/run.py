@@ -27,8 +27,10 @@ from dynaforge.tune.worker import TuneSpec, load_task_data, max_epochs, run_work
 
 
 def objective_text(n_validation: int) -> str:
-    return (f"median validation VPT (Lyapunov times, eps = 0.4) over {n_validation} validation "
-            "forecasts")
+    return (
+        f"median validation VPT (Lyapunov times, eps = 0.4) over {n_validation} validation "
+        "forecasts"
+    )
 
 
 def prepare_study(spec: TuneSpec, *, log=print) -> optuna.Study:
@@ -36,20 +38,34 @@ def prepare_study(spec: TuneSpec, *, log=print) -> optuna.Study:
     storage, a study of another direction/model/space, or a bad space."""
     meta = spec.study_meta()
     space = meta.search_space()
-    storage = open_storage(spec.storage_url, heartbeat_interval=spec.heartbeat_interval,
-                           grace_period=spec.grace_period)
+    storage = open_storage(
+        spec.storage_url, heartbeat_interval=spec.heartbeat_interval, grace_period=spec.grace_period
+    )
     # Built here too so that bad sampler settings fail before any work.
-    sampler = make_sampler(spec.sampler, space, seed=spec.seed, worker=0,
-                           n_trials=spec.n_trials or 20, es_population=spec.es_population,
-                           es_sigma=spec.es_sigma)
-    return create_or_load_study(storage, spec.study_name, meta, n_trials=spec.n_trials,
-                                sampler=spec.sampler, sampler_obj=sampler,
-                                pruner=make_pruner(spec.pruner, max_epochs=max_epochs(meta)),
-                                log=log)
+    sampler = make_sampler(
+        spec.sampler,
+        space,
+        seed=spec.seed,
+        worker=0,
+        n_trials=spec.n_trials or 20,
+        es_population=spec.es_population,
+        es_sigma=spec.es_sigma,
+    )
+    return create_or_load_study(
+        storage,
+        spec.study_name,
+        meta,
+        n_trials=spec.n_trials,
+        sampler=spec.sampler,
+        sampler_obj=sampler,
+        pruner=make_pruner(spec.pruner, max_epochs=max_epochs(meta)),
+        log=log,
+    )
 
 
-def run_tune(spec: TuneSpec, *, workers: int = 1, progress: bool = True, preset: str | None = None,
-             log=print) -> dict[str, Any]:
+def run_tune(
+    spec: TuneSpec, *, workers: int = 1, progress: bool = True, preset: str | None = None, log=print
+) -> dict[str, Any]:
     """Run (or resume) the study of ``spec`` with ``workers`` processes; write the exports
     into ``spec.run_dir``; return the ``study.json`` summary."""
     if workers < 1:
@@ -76,9 +92,11 @@ def run_tune(spec: TuneSpec, *, workers: int = 1, progress: bool = True, preset:
         done = sum(t.state in FINISHED for t in trials)
         best = best_trial(study)
         bar.n = done
-        bar.set_postfix(best=f"{best.value:.2f}" if best else "—",
-                        running=sum(t.state.name == "RUNNING" for t in trials),
-                        failed=sum(t.state.name == "FAIL" for t in trials))
+        bar.set_postfix(
+            best=f"{best.value:.2f}" if best else "—",
+            running=sum(t.state.name == "RUNNING" for t in trials),
+            failed=sum(t.state.name == "FAIL" for t in trials),
+        )
         bar.refresh()
 
     t0 = time.perf_counter()
@@ -109,17 +127,29 @@ def run_tune(spec: TuneSpec, *, workers: int = 1, progress: bool = True, preset:
     elapsed = time.perf_counter() - t0
     bad = [c for c in codes if c]
     if bad:
-        log(f"warning: {len(bad)} worker process(es) exited with codes {bad}; rerun the same "
-            "command to finish the study (their trials are retried)")
+        log(
+            f"warning: {len(bad)} worker process(es) exited with codes {bad}; rerun the same "
+            "command to finish the study (their trials are retried)"
+        )
     best = best_trial(study)
     if best is not None and best.value >= horizon_lt - 1e-9:
-        log(f"note: the best trial stayed valid over the whole forecast horizon "
+        log(
+            f"note: the best trial stayed valid over the whole forecast horizon "
             f"({horizon_lt:.2f} Lyapunov times), where VPT cannot rank the best trials; raise "
-            "the task's horizon_lyapunov (--config) to separate them")
+            "the task's horizon_lyapunov (--config) to separate them"
+        )
     summary = {}
     if run_dir is not None:
-        summary = write_exports(study, meta, run_dir, preset=preset,
-                                storage_display=display_url(spec.storage_url),
-                                sampler=spec.sampler, pruner=spec.pruner, workers=workers,
-                                seed=spec.seed, elapsed_s=elapsed)
+        summary = write_exports(
+            study,
+            meta,
+            run_dir,
+            preset=preset,
+            storage_display=display_url(spec.storage_url),
+            sampler=spec.sampler,
+            pruner=spec.pruner,
+            workers=workers,
+            seed=spec.seed,
+            elapsed_s=elapsed,
+        )
     return summary

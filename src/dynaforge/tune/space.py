@@ -102,13 +102,16 @@ class Param:
         if self.log:
             fail("'log' applies to numeric parameters only, not to choices")
         if not isinstance(self.choices, (list, tuple)) or not self.choices:
-            fail(f"a categorical parameter needs a non-empty list of 'choices', got "
-                 f"{self.choices!r}")
+            fail(
+                f"a categorical parameter needs a non-empty list of 'choices', got {self.choices!r}"
+            )
         choices = tuple(self.choices)
         for value in choices:
             if value is not None and not isinstance(value, (bool, int, float, str)):
-                fail(f"choice {value!r} is a {type(value).__name__}; choices must be booleans, "
-                     "numbers, strings or null")
+                fail(
+                    f"choice {value!r} is a {type(value).__name__}; choices must be booleans, "
+                    "numbers, strings or null"
+                )
         for i, value in enumerate(choices):
             if any(_same(value, other) for other in choices[:i]):
                 fail(f"choice {value!r} appears twice")
@@ -188,8 +191,9 @@ class Param:
         for i, choice in enumerate(self.choices):  # e.g. numpy scalars equal to a choice
             if not isinstance(value, bool) and not isinstance(choice, bool) and value == choice:
                 return i
-        raise ValueError(f"parameter {self.name!r}: {value!r} is not one of the choices "
-                         f"{list(self.choices)}")
+        raise ValueError(
+            f"parameter {self.name!r}: {value!r} is not one of the choices {list(self.choices)}"
+        )
 
     def to_unit(self, value: Any) -> float:
         """Position of ``value`` in [0, 1]: linear in the value (or in its log when
@@ -324,8 +328,9 @@ def apply_params(base: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str
             elif isinstance(child, Mapping):
                 child = dict(child)
             else:
-                raise ValueError(f"cannot set {name!r}: {part!r} holds a "
-                                 f"{type(child).__name__}, not a mapping")
+                raise ValueError(
+                    f"cannot set {name!r}: {part!r} holds a {type(child).__name__}, not a mapping"
+                )
             node[part] = child
             node = child
         node[leaf] = value
@@ -389,8 +394,10 @@ DEFAULT_SPACES: dict[str, dict[str, dict]] = {
 def default_space(model: str) -> SearchSpace:
     """The built-in search space of ``model`` (:data:`DEFAULT_SPACES`)."""
     if model not in DEFAULT_SPACES:
-        raise ValueError(f"no default search space for model {model!r}; models that have one: "
-                         f"{', '.join(DEFAULT_SPACES)} (give a space file for others)")
+        raise ValueError(
+            f"no default search space for model {model!r}; models that have one: "
+            f"{', '.join(DEFAULT_SPACES)} (give a space file for others)"
+        )
     return parse_space(DEFAULT_SPACES[model], model=model, source=f"default space of {model}")
 
 
@@ -426,33 +433,40 @@ def _coerce_number(value: Any) -> Any:
 
 def _parse_param(name: Any, spec: Any, known: dict[str, Any], model: str) -> Param:
     if not isinstance(name, str) or name not in known:
-        raise ValueError(f"parameter {name!r} is not a hyperparameter of {model}; known: "
-                         f"{', '.join(known)}")
+        raise ValueError(
+            f"parameter {name!r} is not a hyperparameter of {model}; known: {', '.join(known)}"
+        )
     if not isinstance(spec, Mapping):
-        raise ValueError(f"parameter {name!r}: the spec must be a mapping with 'low'/'high' or "
-                         f"'choices', got {spec!r}")
+        raise ValueError(
+            f"parameter {name!r}: the spec must be a mapping with 'low'/'high' or "
+            f"'choices', got {spec!r}"
+        )
     unknown = [str(k) for k in spec if k not in SPEC_KEYS]
     if unknown:
-        raise ValueError(f"parameter {name!r}: unknown spec key(s) {', '.join(unknown)}; "
-                         f"use {', '.join(SPEC_KEYS)}")
+        raise ValueError(
+            f"parameter {name!r}: unknown spec key(s) {', '.join(unknown)}; "
+            f"use {', '.join(SPEC_KEYS)}"
+        )
     if "choices" in spec:
         kind = spec.get("type", "categorical")
         if kind != "categorical":
-            raise ValueError(f"parameter {name!r}: 'choices' make it categorical, but 'type' "
-                             f"says {kind!r}")
+            raise ValueError(
+                f"parameter {name!r}: 'choices' make it categorical, but 'type' says {kind!r}"
+            )
         if "low" in spec or "high" in spec:
-            raise ValueError(f"parameter {name!r}: give either 'choices' or 'low'/'high', "
-                             "not both")
+            raise ValueError(f"parameter {name!r}: give either 'choices' or 'low'/'high', not both")
         if not isinstance(spec["choices"], (list, tuple)) or not spec["choices"]:
-            raise ValueError(f"parameter {name!r}: 'choices' must be a non-empty list, got "
-                             f"{spec['choices']!r}")
+            raise ValueError(
+                f"parameter {name!r}: 'choices' must be a non-empty list, got {spec['choices']!r}"
+            )
     elif "type" in spec:
         kind = spec["type"]
     else:
         default = known[name]
         if isinstance(default, bool):
-            raise ValueError(f"parameter {name!r} of {model} is true/false; give "
-                             "choices: [true, false]")
+            raise ValueError(
+                f"parameter {name!r} of {model} is true/false; give choices: [true, false]"
+            )
         if isinstance(default, str):
             raise ValueError(f"parameter {name!r} of {model} takes strings; give 'choices'")
         kind = "int" if isinstance(default, int) else "float"
@@ -463,8 +477,15 @@ def _parse_param(name: Any, spec: Any, known: dict[str, Any], model: str) -> Par
         low, high = _coerce_number(low), _coerce_number(high)
         if isinstance(grid, (list, tuple)):
             grid = [_coerce_number(v) for v in grid]
-    return Param(name=name, kind=kind, low=low, high=high, log=spec.get("log", False),
-                 choices=spec.get("choices"), grid=grid)
+    return Param(
+        name=name,
+        kind=kind,
+        low=low,
+        high=high,
+        log=spec.get("log", False),
+        choices=spec.get("choices"),
+        grid=grid,
+    )
 
 
 def parse_space(doc: Any, *, model: str, source: str = "the space") -> SearchSpace:
@@ -480,11 +501,15 @@ def parse_space(doc: Any, *, model: str, source: str = "the space") -> SearchSpa
     except ValueError as exc:
         raise ValueError(f"{source}: {exc}") from None
     if doc is None or (isinstance(doc, Mapping) and not doc):
-        raise ValueError(f"{source}: the search space is empty; name at least one parameter "
-                         f"of {model} ({', '.join(known)})")
+        raise ValueError(
+            f"{source}: the search space is empty; name at least one parameter "
+            f"of {model} ({', '.join(known)})"
+        )
     if not isinstance(doc, Mapping):
-        raise ValueError(f"{source}: a search space must be a mapping of parameter name -> "
-                         f"spec, got {type(doc).__name__}")
+        raise ValueError(
+            f"{source}: a search space must be a mapping of parameter name -> "
+            f"spec, got {type(doc).__name__}"
+        )
     try:
         return SearchSpace(tuple(_parse_param(n, s, known, model) for n, s in doc.items()))
     except ValueError as exc:
@@ -506,6 +531,14 @@ def load_space(path: str | os.PathLike, *, model: str) -> SearchSpace:
 
 
 __all__ = [
-    "KINDS", "SPEC_KEYS", "Param", "SearchSpace", "apply_params", "DEFAULT_SPACES",
-    "default_space", "tunable_defaults", "parse_space", "load_space",
+    "DEFAULT_SPACES",
+    "KINDS",
+    "SPEC_KEYS",
+    "Param",
+    "SearchSpace",
+    "apply_params",
+    "default_space",
+    "load_space",
+    "parse_space",
+    "tunable_defaults",
 ]

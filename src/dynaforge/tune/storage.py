@@ -57,10 +57,14 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
     fails it and calls ``stale_trial_callback``.
     """
 
-    def __init__(self, path: str | os.PathLike, *, heartbeat_interval: int = HEARTBEAT_INTERVAL,
-                 grace_period: int = GRACE_PERIOD,
-                 stale_trial_callback: Callable[[optuna.Study, FrozenTrial], None] | None = None
-                 ) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        heartbeat_interval: int = HEARTBEAT_INTERVAL,
+        grace_period: int = GRACE_PERIOD,
+        stale_trial_callback: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+    ) -> None:
         path = str(path)
         super().__init__(JournalFileBackend(path))
         self._heartbeat_interval = heartbeat_interval
@@ -105,9 +109,13 @@ def default_storage_url(run_dir: str | os.PathLike) -> str:
     return f"{JOURNAL_PREFIX}{Path(run_dir) / 'study.journal'}"
 
 
-def open_storage(url: str, *, heartbeat_interval: int = HEARTBEAT_INTERVAL,
-                 grace_period: int = GRACE_PERIOD, max_retry: int = MAX_RETRY
-                 ) -> optuna.storages.BaseStorage:
+def open_storage(
+    url: str,
+    *,
+    heartbeat_interval: int = HEARTBEAT_INTERVAL,
+    grace_period: int = GRACE_PERIOD,
+    max_retry: int = MAX_RETRY,
+) -> optuna.storages.BaseStorage:
     """Open (creating when needed) the storage named by ``url``.
 
     Args:
@@ -118,35 +126,50 @@ def open_storage(url: str, *, heartbeat_interval: int = HEARTBEAT_INTERVAL,
         StorageError: an unknown kind of URL, or a database that cannot be reached.
     """
     if heartbeat_interval < 1 or grace_period <= heartbeat_interval:
-        raise ValueError(f"need heartbeat_interval >= 1 s and grace_period > heartbeat_interval,"
-                         f" got {heartbeat_interval} and {grace_period}")
+        raise ValueError(
+            f"need heartbeat_interval >= 1 s and grace_period > heartbeat_interval,"
+            f" got {heartbeat_interval} and {grace_period}"
+        )
     retry = RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
-    journal = url[len(JOURNAL_PREFIX):] if url.startswith(JOURNAL_PREFIX) else (
-        url if url.endswith(".journal") and "://" not in url else None)
+    journal = (
+        url[len(JOURNAL_PREFIX) :]
+        if url.startswith(JOURNAL_PREFIX)
+        else (url if url.endswith(".journal") and "://" not in url else None)
+    )
     if journal is not None:
         path = Path(journal)
         if not path.parent.is_dir():
             raise StorageError(f"storage {url}: folder {path.parent} does not exist")
         try:
-            return HeartbeatJournalStorage(path, heartbeat_interval=heartbeat_interval,
-                                           grace_period=grace_period, stale_trial_callback=retry)
+            return HeartbeatJournalStorage(
+                path,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+                stale_trial_callback=retry,
+            )
         except OSError as exc:
             raise StorageError(f"storage {url}: cannot open {path}: {exc}") from None
     scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
     if "://" not in url or scheme not in RDB_SCHEMES:
         raise StorageError(
             f"unknown storage {display_url(url)!r}: use journal:PATH (one machine), "
-            "sqlite:///FILE, or postgresql://USER:PASSWORD@HOST:PORT/DB (several machines)")
+            "sqlite:///FILE, or postgresql://USER:PASSWORD@HOST:PORT/DB (several machines)"
+        )
     engine_kwargs = {"pool_pre_ping": True}
     if scheme == "postgresql":
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
     try:
         return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_interval,
-            grace_period=grace_period, heartbeat_stale_trial_callback=retry)
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period,
+            heartbeat_stale_trial_callback=retry,
+        )
     except ImportError as exc:
-        raise StorageError(f"storage {display_url(url)}: a database driver is missing ({exc})"
-                           ) from None
-    except Exception as exc:  # sqlalchemy's OperationalError and friends
+        raise StorageError(
+            f"storage {display_url(url)}: a database driver is missing ({exc})"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - sqlalchemy's OperationalError and friends
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise StorageError(f"cannot reach storage {display_url(url)}: {first}") from None

@@ -67,9 +67,17 @@ class StudyMismatchError(ValueError):
     """A study name that exists for something else (another direction, model or space)."""
 
 
-def make_sampler(name: str, space: SearchSpace, *, seed: int, worker: int, n_trials: int,
-                 x0: dict[str, Any] | None = None, es_population: int = 8,
-                 es_sigma: float = 0.15) -> optuna.samplers.BaseSampler:
+def make_sampler(
+    name: str,
+    space: SearchSpace,
+    *,
+    seed: int,
+    worker: int,
+    n_trials: int,
+    x0: dict[str, Any] | None = None,
+    es_population: int = 8,
+    es_sigma: float = 0.15,
+) -> optuna.samplers.BaseSampler:
     """The sampler ``name`` for worker number ``worker`` (seeds differ per worker, or
     parallel workers would propose the same first points). ``es_population`` and
     ``es_sigma`` (noise std in the unit cube) configure the evolution strategy."""
@@ -77,24 +85,30 @@ def make_sampler(name: str, space: SearchSpace, *, seed: int, worker: int, n_tri
     if name == "tpe":
         # constant_liar: running trials count as bad guesses, so parallel workers spread out.
         return optuna.samplers.TPESampler(
-            seed=worker_seed, constant_liar=True, multivariate=True,
-            n_startup_trials=max(3, min(10, n_trials // 5)))
+            seed=worker_seed,
+            constant_liar=True,
+            multivariate=True,
+            n_startup_trials=max(3, min(10, n_trials // 5)),
+        )
     if name in ("random", "grid"):  # grid: the tickets fix every parameter
         return optuna.samplers.RandomSampler(seed=worker_seed)
     if name == "cmaes":
         # Optuna's CMA-ES starts from the centre of the space (its x0 argument is deprecated);
         # it keeps its state in the study, so workers share one search.
         return optuna.samplers.CmaEsSampler(
-            seed=worker_seed, n_startup_trials=1,
+            seed=worker_seed,
+            n_startup_trials=1,
             independent_sampler=optuna.samplers.RandomSampler(seed=worker_seed),
-            warn_independent_sampling=False)
+            warn_independent_sampling=False,
+        )
     if name == "es":
         from dynaforge.tune.es import EvolutionStrategySampler
 
         # One seed for all workers: the ES draws its perturbations by trial number, so the
         # workers share one search.
-        return EvolutionStrategySampler(space, x0=x0, seed=seed, population=es_population,
-                                        sigma=es_sigma)
+        return EvolutionStrategySampler(
+            space, x0=x0, seed=seed, population=es_population, sigma=es_sigma
+        )
     raise ValueError(f"unknown sampler {name!r}; use one of {', '.join(SAMPLERS)}")
 
 
@@ -103,10 +117,12 @@ def make_pruner(name: str, *, max_epochs: int | None) -> optuna.pruners.BasePrun
     trials and a quarter of the epochs), ``hyperband`` or ``none``."""
     if name == "median":
         return optuna.pruners.MedianPruner(
-            n_startup_trials=5, n_warmup_steps=max(1, (max_epochs or 4) // 4))
+            n_startup_trials=5, n_warmup_steps=max(1, (max_epochs or 4) // 4)
+        )
     if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs or "auto",
-                                              reduction_factor=3)
+        return optuna.pruners.HyperbandPruner(
+            min_resource=1, max_resource=max_epochs or "auto", reduction_factor=3
+        )
     if name == "none":
         return optuna.pruners.NopPruner()
     raise ValueError(f"unknown pruner {name!r}; use one of {', '.join(PRUNERS)}")
@@ -125,8 +141,11 @@ def default_values(space: SearchSpace, base_params: dict[str, Any]) -> dict[str,
         if param.kind == "categorical":
             if node in param.choices:
                 out[param.name] = node
-        elif isinstance(node, (int, float)) and not isinstance(node, bool) \
-                and param.low <= node <= param.high:
+        elif (
+            isinstance(node, (int, float))
+            and not isinstance(node, bool)
+            and param.low <= node <= param.high
+        ):
             out[param.name] = node
     return out
 
@@ -142,10 +161,18 @@ def full_defaults(model: str, base_params: dict[str, Any]) -> dict[str, Any]:
     return create_model(model, **base_params).get_params()
 
 
-def create_or_load_study(storage: optuna.storages.BaseStorage, name: str, meta: StudyMeta, *,
-                         n_trials: int | None, sampler: str, pruner: optuna.pruners.BasePruner,
-                         sampler_obj: optuna.samplers.BaseSampler, wait_s: float = 120.0,
-                         log=print) -> optuna.Study:
+def create_or_load_study(
+    storage: optuna.storages.BaseStorage,
+    name: str,
+    meta: StudyMeta,
+    *,
+    n_trials: int | None,
+    sampler: str,
+    pruner: optuna.pruners.BasePruner,
+    sampler_obj: optuna.samplers.BaseSampler,
+    wait_s: float = 120.0,
+    log=print,
+) -> optuna.Study:
     """Create the study ``name`` with its tickets, or load it and check it tunes the same.
 
     Args:
@@ -157,12 +184,18 @@ def create_or_load_study(storage: optuna.storages.BaseStorage, name: str, meta: 
     """
     space = meta.search_space()
     try:
-        study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
-                                    sampler=sampler_obj, pruner=pruner)
+        study = optuna.create_study(
+            storage=storage,
+            study_name=name,
+            direction="maximize",
+            sampler=sampler_obj,
+            pruner=pruner,
+        )
         created = True
     except optuna.exceptions.DuplicatedStudyError:
-        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler_obj,
-                                  pruner=pruner)
+        study = optuna.load_study(
+            study_name=name, storage=storage, sampler=sampler_obj, pruner=pruner
+        )
         created = False
     if created:
         if n_trials is None and sampler != "grid":
@@ -179,11 +212,14 @@ def create_or_load_study(storage: optuna.storages.BaseStorage, name: str, meta: 
     deadline = time.monotonic() + wait_s
     while not study.user_attrs.get("budget_ready"):  # another process is creating it
         if time.monotonic() > deadline:
-            raise ValueError(f"study {name!r} exists but its trials were never enqueued "
-                             "(its creator died); delete the study or use another --study name")
+            raise ValueError(
+                f"study {name!r} exists but its trials were never enqueued "
+                "(its creator died); delete the study or use another --study name"
+            )
         time.sleep(1.0)
-        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler_obj,
-                                  pruner=pruner)
+        study = optuna.load_study(
+            study_name=name, storage=storage, sampler=sampler_obj, pruner=pruner
+        )
     budget = int(study.user_attrs["n_trials"])
     if n_trials is not None and n_trials > budget and sampler != "grid":
         for _ in range(n_trials - budget):
@@ -195,8 +231,9 @@ def create_or_load_study(storage: optuna.storages.BaseStorage, name: str, meta: 
     return study
 
 
-def _initial_tickets(space: SearchSpace, meta: StudyMeta, n_trials: int | None, sampler: str
-                     ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+def _initial_tickets(
+    space: SearchSpace, meta: StudyMeta, n_trials: int | None, sampler: str
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     if sampler == "grid":
         points = space.grid()
         if n_trials is not None and n_trials < len(points):
@@ -215,19 +252,27 @@ def _check_same(study: optuna.Study, name: str, meta: StudyMeta) -> None:
     if study.direction != optuna.study.StudyDirection.MAXIMIZE:
         raise StudyMismatchError(
             f"study {name!r} exists with direction {study.direction.name.lower()}; dynaforge "
-            "maximises the validation VPT: use another --study name")
+            "maximises the validation VPT: use another --study name"
+        )
     stored = study.user_attrs.get(META_ATTR)
     if stored is None:
-        raise StudyMismatchError(f"study {name!r} exists but was not made by dynaforge tune; "
-                                 "use another --study name")
+        raise StudyMismatchError(
+            f"study {name!r} exists but was not made by dynaforge tune; use another --study name"
+        )
     mine = meta.to_json()
-    for key, label in (("model", "model"), ("task", "task"), ("task_config", "task settings"),
-                       ("space", "search space"), ("base_params", "base hyperparameters"),
-                       ("n_validation", "number of validation forecasts")):
+    for key, label in (
+        ("model", "model"),
+        ("task", "task"),
+        ("task_config", "task settings"),
+        ("space", "search space"),
+        ("base_params", "base hyperparameters"),
+        ("n_validation", "number of validation forecasts"),
+    ):
         if stored.get(key) != mine[key]:
             raise StudyMismatchError(
                 f"study {name!r} exists with another {label} ({_short(stored.get(key))} vs "
-                f"{_short(mine[key])}); use another --study name or the same settings")
+                f"{_short(mine[key])}); use another --study name or the same settings"
+            )
 
 
 def _short(value: Any, limit: int = 120) -> str:
@@ -237,16 +282,27 @@ def _short(value: Any, limit: int = 120) -> str:
 
 # -- progress and export ----------------------------------------------------------------------
 def counts(study: optuna.Study) -> dict[str, int]:
-    out = {s.name: 0 for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL,
-                               TrialState.RUNNING, TrialState.WAITING)}
+    out = {
+        s.name: 0
+        for s in (
+            TrialState.COMPLETE,
+            TrialState.PRUNED,
+            TrialState.FAIL,
+            TrialState.RUNNING,
+            TrialState.WAITING,
+        )
+    }
     for t in study.get_trials(deepcopy=False):
         out[t.state.name] = out.get(t.state.name, 0) + 1
     return out
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
-    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if t.value is not None and math.isfinite(t.value)]
+    complete = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.value is not None and math.isfinite(t.value)
+    ]
     return max(complete, key=lambda t: (t.value, -t.number)) if complete else None
 
 
@@ -254,21 +310,41 @@ def trials_csv(study: optuna.Study, space: SearchSpace) -> str:
     """One row per trial: ``number,state,value,duration_s,datetime_start,datetime_complete,
     worker,retry_of,param:<name>...,n_reports``."""
     names = space.names()
-    head = ["number", "state", "value", "duration_s", "datetime_start", "datetime_complete",
-            "worker", "retry_of", *[f"param:{n}" for n in names], "n_reports"]
+    head = [
+        "number",
+        "state",
+        "value",
+        "duration_s",
+        "datetime_start",
+        "datetime_complete",
+        "worker",
+        "retry_of",
+        *[f"param:{n}" for n in names],
+        "n_reports",
+    ]
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(head)
     for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
-        duration = (t.datetime_complete - t.datetime_start).total_seconds() \
-            if t.datetime_complete and t.datetime_start else None
-        writer.writerow([
-            t.number, t.state.name, _cell(t.value), _cell(duration),
-            t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else "",
-            t.datetime_complete.isoformat(timespec="seconds") if t.datetime_complete else "",
-            t.user_attrs.get("worker", ""), _cell(t.system_attrs.get("failed_trial")),
-            *[_cell(t.params.get(n)) for n in names], len(t.intermediate_values),
-        ])
+        duration = (
+            (t.datetime_complete - t.datetime_start).total_seconds()
+            if t.datetime_complete and t.datetime_start
+            else None
+        )
+        writer.writerow(
+            [
+                t.number,
+                t.state.name,
+                _cell(t.value),
+                _cell(duration),
+                t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else "",
+                t.datetime_complete.isoformat(timespec="seconds") if t.datetime_complete else "",
+                t.user_attrs.get("worker", ""),
+                _cell(t.system_attrs.get("failed_trial")),
+                *[_cell(t.params.get(n)) for n in names],
+                len(t.intermediate_values),
+            ]
+        )
     return buf.getvalue()
 
 
@@ -289,47 +365,80 @@ def importances(study: optuna.Study) -> dict[str, float]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return {k: float(v) for k, v in optuna.importance.get_param_importances(
-                study, evaluator=optuna.importance.PedAnovaImportanceEvaluator()).items()}
+            return {
+                k: float(v)
+                for k, v in optuna.importance.get_param_importances(
+                    study, evaluator=optuna.importance.PedAnovaImportanceEvaluator()
+                ).items()
+            }
     except (RuntimeError, ValueError, ZeroDivisionError, ImportError):  # e.g. all values equal
         return {}
 
 
-def study_summary(study: optuna.Study, meta: StudyMeta, *, storage_display: str, sampler: str,
-                  pruner: str, workers: int, seed: int, elapsed_s: float | None) -> dict[str, Any]:
+def study_summary(
+    study: optuna.Study,
+    meta: StudyMeta,
+    *,
+    storage_display: str,
+    sampler: str,
+    pruner: str,
+    workers: int,
+    seed: int,
+    elapsed_s: float | None,
+) -> dict[str, Any]:
     """The ``study.json`` document (the report reads it with ``trials.csv``)."""
     trials = study.get_trials(deepcopy=False)
     best = best_trial(study)
-    default = next((t for t in trials if t.user_attrs.get("default")
-                    and t.state is TrialState.COMPLETE), None)
+    default = next(
+        (t for t in trials if t.user_attrs.get("default") and t.state is TrialState.COMPLETE), None
+    )
     from dynaforge.tune.space import apply_params
 
     defaults = full_defaults(meta.model, meta.base_params)
-    finished = [t for t in trials if t.state in FINISHED and t.datetime_start
-                and t.datetime_complete]
+    finished = [
+        t for t in trials if t.state in FINISHED and t.datetime_start and t.datetime_complete
+    ]
     rate = None
     if finished:
-        span = (max(t.datetime_complete for t in finished)
-                - min(t.datetime_start for t in finished)).total_seconds()
+        span = (
+            max(t.datetime_complete for t in finished) - min(t.datetime_start for t in finished)
+        ).total_seconds()
         rate = 60.0 * len(finished) / span if span > 0 else None
     return {
-        "kind": "tune", "study": study.study_name, "storage": storage_display,
-        "task": meta.task, "model": meta.model, "direction": "maximize",
-        "objective": meta.objective, "sampler": sampler, "pruner": pruner,
-        "n_trials": int(study.user_attrs.get("n_trials", len(trials))), "workers": workers,
-        "seed": seed, "space": meta.space, "counts": counts(study),
-        "default": None if default is None else {
-            "value": default.value, "number": default.number,
-            "params": defaults},
-        "best": None if best is None else {
-            "number": best.number, "value": best.value, "params": best.params,
+        "kind": "tune",
+        "study": study.study_name,
+        "storage": storage_display,
+        "task": meta.task,
+        "model": meta.model,
+        "direction": "maximize",
+        "objective": meta.objective,
+        "sampler": sampler,
+        "pruner": pruner,
+        "n_trials": int(study.user_attrs.get("n_trials", len(trials))),
+        "workers": workers,
+        "seed": seed,
+        "space": meta.space,
+        "counts": counts(study),
+        "default": None
+        if default is None
+        else {"value": default.value, "number": default.number, "params": defaults},
+        "best": None
+        if best is None
+        else {
+            "number": best.number,
+            "value": best.value,
+            "params": best.params,
             "model_params": apply_params(defaults, best.params),
-            "user_attrs": best.user_attrs},
+            "user_attrs": best.user_attrs,
+        },
         "importances": importances(study),
-        "elapsed_s": elapsed_s, "trials_per_minute": rate,
-        "intermediate": {str(t.number): [t.intermediate_values[k]
-                                         for k in sorted(t.intermediate_values)]
-                         for t in trials if t.intermediate_values},
+        "elapsed_s": elapsed_s,
+        "trials_per_minute": rate,
+        "intermediate": {
+            str(t.number): [t.intermediate_values[k] for k in sorted(t.intermediate_values)]
+            for t in trials
+            if t.intermediate_values
+        },
         "dynaforge_version": dynaforge.__version__,
     }
 
@@ -338,15 +447,23 @@ def best_config(summary: dict[str, Any], meta: StudyMeta, preset: str | None) ->
     """The tuned configuration as a ``--config`` file for ``benchmark`` and ``train``."""
     if summary["best"] is None:
         raise ValueError("no trial completed: there is no best configuration")
-    doc: dict[str, Any] = {"task": meta.task_config,
-                           "models": {meta.model: summary["best"]["model_params"]}}
+    doc: dict[str, Any] = {
+        "task": meta.task_config,
+        "models": {meta.model: summary["best"]["model_params"]},
+    }
     if preset:
         doc["preset"] = preset
     return doc
 
 
-def write_exports(study: optuna.Study, meta: StudyMeta, run_dir: Path, *, preset: str | None,
-                  **summary_kwargs: Any) -> dict[str, Any]:
+def write_exports(
+    study: optuna.Study,
+    meta: StudyMeta,
+    run_dir: Path,
+    *,
+    preset: str | None,
+    **summary_kwargs: Any,
+) -> dict[str, Any]:
     """Write ``trials.csv``, ``study.json`` and (when a trial completed) ``best_config.yaml``."""
     import yaml
 
@@ -358,10 +475,13 @@ def write_exports(study: optuna.Study, meta: StudyMeta, run_dir: Path, *, preset
     write_text_atomic(run_dir / "study.json", json.dumps(summary, indent=2, default=str))
     if summary["best"] is not None:
         doc = best_config(summary, meta, preset)
-        header = (f"# Best configuration of study {study.study_name!r} (trial "
-                  f"{summary['best']['number']}, {meta.objective} = "
-                  f"{summary['best']['value']:.3f}).\n# Use: dynaforge benchmark {meta.task} "
-                  f"--config best_config.yaml --models {meta.model}\n")
-        write_text_atomic(run_dir / "best_config.yaml",
-                          header + yaml.safe_dump(doc, sort_keys=False))
+        header = (
+            f"# Best configuration of study {study.study_name!r} (trial "
+            f"{summary['best']['number']}, {meta.objective} = "
+            f"{summary['best']['value']:.3f}).\n# Use: dynaforge benchmark {meta.task} "
+            f"--config best_config.yaml --models {meta.model}\n"
+        )
+        write_text_atomic(
+            run_dir / "best_config.yaml", header + yaml.safe_dump(doc, sort_keys=False)
+        )
     return summary

@@ -74,9 +74,13 @@ def summarize(results: list[dict[str, Any]], values: list[Any]) -> list[dict[str
         if not rows:
             continue
         scores = np.array([r["score"] for r in rows])
-        entry = {"value": value, "n": len(rows), "mean": float(scores.mean()),
-                 "std": float(scores.std(ddof=1)) if len(rows) > 1 else 0.0,
-                 "train_time_mean_s": float(np.mean([r["train_time_s"] for r in rows]))}
+        entry = {
+            "value": value,
+            "n": len(rows),
+            "mean": float(scores.mean()),
+            "std": float(scores.std(ddof=1)) if len(rows) > 1 else 0.0,
+            "train_time_mean_s": float(np.mean([r["train_time_s"] for r in rows])),
+        }
         tests = [r["test_score"] for r in rows if r.get("test_score") is not None]
         if tests:
             entry["test_mean"] = float(np.mean(tests))
@@ -85,9 +89,20 @@ def summarize(results: list[dict[str, Any]], values: list[Any]) -> list[dict[str
     return out
 
 
-def run_sweep(data: ForecastingData, validation: ValidationForecasts, *, task: str, model: str,
-              base_params: dict[str, Any], param: str, values: list[Any], repeats: int,
-              out_dir: str | os.PathLike, progress: bool = True, log=print) -> dict[str, Any]:
+def run_sweep(
+    data: ForecastingData,
+    validation: ValidationForecasts,
+    *,
+    task: str,
+    model: str,
+    base_params: dict[str, Any],
+    param: str,
+    values: list[Any],
+    repeats: int,
+    out_dir: str | os.PathLike,
+    progress: bool = True,
+    log=print,
+) -> dict[str, Any]:
     """Train ``model`` with ``param`` = each of ``values`` and ``repeats`` seeds; write and
     return the ``sweep.json`` document (resuming the results already in ``out_dir``)."""
     from dynaforge.models import AbstractNeuralForecaster, create_model
@@ -102,20 +117,31 @@ def run_sweep(data: ForecastingData, validation: ValidationForecasts, *, task: s
     out.mkdir(parents=True, exist_ok=True)
     path = out / SWEEP_FILE
     doc: dict[str, Any] = {
-        "kind": "sweep", "task": task, "model": model, "param": param, "values": values,
-        "repeats": repeats, "seed_param": seed_name, "base_params": base_params,
+        "kind": "sweep",
+        "task": task,
+        "model": model,
+        "param": param,
+        "values": values,
+        "repeats": repeats,
+        "seed_param": seed_name,
+        "base_params": base_params,
         "metric": f"median validation VPT (Lyapunov times, eps = 0.4) over "
-                  f"{validation.truth.shape[0]} validation forecasts",
+        f"{validation.truth.shape[0]} validation forecasts",
         "test_metric": f"median test VPT over {data.test_truth.shape[0]} test forecasts",
         "results": [],
     }
     if path.is_file():
         previous = json.loads(path.read_text())
-        differs = [k for k in ("task", "model", "param", "base_params", "metric")
-                   if previous.get(k) != json.loads(json.dumps(doc[k]))]
+        differs = [
+            k
+            for k in ("task", "model", "param", "base_params", "metric")
+            if previous.get(k) != json.loads(json.dumps(doc[k]))
+        ]
         if differs:
-            raise ValueError(f"{out} holds a sweep with another {', '.join(differs)}; choose "
-                             "another --out (its results are kept)")
+            raise ValueError(
+                f"{out} holds a sweep with another {', '.join(differs)}; choose "
+                "another --out (its results are kept)"
+            )
         # Every earlier run is kept (also of values not asked for now); done ones are skipped.
         doc["results"] = previous.get("results", [])
     done = {(json.dumps(r["value"]), r["seed"]) for r in doc["results"]}
@@ -124,8 +150,13 @@ def run_sweep(data: ForecastingData, validation: ValidationForecasts, *, task: s
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(values) * repeats, initial=len(values) * repeats - len(jobs),
-                   desc=f"sweep {param}", unit="run", dynamic_ncols=True)
+        bar = tqdm(
+            total=len(values) * repeats,
+            initial=len(values) * repeats - len(jobs),
+            desc=f"sweep {param}",
+            unit="run",
+            dynamic_ncols=True,
+        )
     horizon_val = validation.truth.shape[1]
     for value, seed in jobs:
         overrides = {param: value}
@@ -141,13 +172,21 @@ def run_sweep(data: ForecastingData, validation: ValidationForecasts, *, task: s
             train_time = time.perf_counter() - t0
             score = _median_vpt(validation, mdl.forecast(validation.context, horizon_val))
             # The test median as the benchmark reports it (mean of the two middle values).
-            test = float(np.median(data.score(
-                mdl.forecast(data.test_context, data.test_truth.shape[1])).numpy()))
+            test = float(
+                np.median(
+                    data.score(mdl.forecast(data.test_context, data.test_truth.shape[1])).numpy()
+                )
+            )
             error = None
         except FloatingPointError as exc:  # a diverging run scores 0, and says so
             train_time, score, test, error = time.perf_counter() - t0, 0.0, 0.0, str(exc)
-        row = {"value": value, "seed": seed, "score": score, "test_score": test,
-               "train_time_s": train_time}
+        row = {
+            "value": value,
+            "seed": seed,
+            "score": score,
+            "test_score": test,
+            "train_time_s": train_time,
+        }
         if error:
             row["error"] = error
         doc["results"].append(row)
@@ -161,9 +200,11 @@ def run_sweep(data: ForecastingData, validation: ValidationForecasts, *, task: s
     horizon_lt = horizon_val * validation.dt / validation.time_scale
     capped = [r for r in doc["results"] if r["score"] >= horizon_lt - 1e-9]
     if capped:
-        log(f"note: {len(capped)} run(s) stayed valid over the whole forecast horizon "
+        log(
+            f"note: {len(capped)} run(s) stayed valid over the whole forecast horizon "
             f"({horizon_lt:.2f} Lyapunov times), where VPT cannot tell them apart; raise the "
-            "task's horizon_lyapunov (--config) to separate them")
+            "task's horizon_lyapunov (--config) to separate them"
+        )
     doc["summary"] = summarize(doc["results"], values)
     write_text_atomic(path, json.dumps(doc, indent=2, default=str))
     return doc

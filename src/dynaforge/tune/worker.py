@@ -87,12 +87,14 @@ def tuning_task_config(task_config: dict[str, Any]) -> ForecastingTaskConfig:
     return ForecastingTaskConfig(**cfg)
 
 
-def load_task_data(meta: StudyMeta, run_dir: str | os.PathLike | None
-                   ) -> tuple[ForecastingData, ValidationForecasts]:
+def load_task_data(
+    meta: StudyMeta, run_dir: str | os.PathLike | None
+) -> tuple[ForecastingData, ValidationForecasts]:
     """Build the task's data and validation forecasts, cached in ``run_dir`` when given (a
     file named by a hash of the settings, written atomically, so concurrent workers agree)."""
-    key = hashlib.sha256(json.dumps([meta.task_config, meta.n_validation],
-                                    sort_keys=True).encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        json.dumps([meta.task_config, meta.n_validation], sort_keys=True).encode()
+    ).hexdigest()[:16]
     cache = Path(run_dir) / f"{Path(DATA_CACHE).stem}-{key}.pt" if run_dir else None
     if cache is not None and cache.is_file():
         try:
@@ -115,8 +117,14 @@ class Objective:
     """Train with the trial's configuration; return the median validation VPT (Lyapunov
     times). Neural models report it every epoch for the pruner."""
 
-    def __init__(self, meta: StudyMeta, data: ForecastingData, validation: ValidationForecasts,
-                 *, worker: str = "") -> None:
+    def __init__(
+        self,
+        meta: StudyMeta,
+        data: ForecastingData,
+        validation: ValidationForecasts,
+        *,
+        worker: str = "",
+    ) -> None:
         self.meta = meta
         self.space = meta.search_space()
         self.data = data
@@ -146,8 +154,9 @@ class Objective:
                     value = self.score(model.forecast_during_fit(context, horizon))
                     trial.report(value, epoch)
                     if trial.should_prune():
-                        raise optuna.TrialPruned(f"pruned after epoch {epoch}: "
-                                                 f"validation VPT {value:.2f}")
+                        raise optuna.TrialPruned(
+                            f"pruned after epoch {epoch}: validation VPT {value:.2f}"
+                        )
 
                 model.fit(self.data.train, self.data.val, on_epoch_end=on_epoch_end)
             else:
@@ -173,8 +182,13 @@ def _claim_ticket(study: optuna.Study) -> optuna.Trial | None:
     return None if trial_id is None else optuna.Trial(study, trial_id)
 
 
-def run_worker(spec: TuneSpec, worker_index: int = 0, *, log=None,
-               task_data: tuple[ForecastingData, ValidationForecasts] | None = None) -> int:
+def run_worker(
+    spec: TuneSpec,
+    worker_index: int = 0,
+    *,
+    log=None,
+    task_data: tuple[ForecastingData, ValidationForecasts] | None = None,
+) -> int:
     """Run tickets of the study until none is left; returns how many trials this worker ran.
     ``task_data``: the data when the caller already holds it (else loaded or built)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -182,16 +196,27 @@ def run_worker(spec: TuneSpec, worker_index: int = 0, *, log=None,
         torch.set_num_threads(spec.threads)
     meta = spec.study_meta()
     space = meta.search_space()
-    storage = open_storage(spec.storage_url, heartbeat_interval=spec.heartbeat_interval,
-                           grace_period=spec.grace_period)
+    storage = open_storage(
+        spec.storage_url, heartbeat_interval=spec.heartbeat_interval, grace_period=spec.grace_period
+    )
     from dynaforge.tune.study import default_values, full_defaults
 
-    sampler = make_sampler(spec.sampler, space, seed=spec.seed, worker=worker_index,
-                           n_trials=spec.n_trials or 20,
-                           x0=default_values(space, full_defaults(meta.model, meta.base_params)),
-                           es_population=spec.es_population, es_sigma=spec.es_sigma)
-    study = optuna.load_study(study_name=spec.study_name, storage=storage, sampler=sampler,
-                              pruner=make_pruner(spec.pruner, max_epochs=max_epochs(meta)))
+    sampler = make_sampler(
+        spec.sampler,
+        space,
+        seed=spec.seed,
+        worker=worker_index,
+        n_trials=spec.n_trials or 20,
+        x0=default_values(space, full_defaults(meta.model, meta.base_params)),
+        es_population=spec.es_population,
+        es_sigma=spec.es_sigma,
+    )
+    study = optuna.load_study(
+        study_name=spec.study_name,
+        storage=storage,
+        sampler=sampler,
+        pruner=make_pruner(spec.pruner, max_epochs=max_epochs(meta)),
+    )
     data, validation = task_data or load_task_data(meta, spec.run_dir)
     name = f"{socket.gethostname()}:{os.getpid()}"
     objective = Objective(meta, data, validation, worker=name)
@@ -241,6 +266,12 @@ def run_workers(spec: TuneSpec, workers: int, *, on_poll=None, poll_s: float = 2
     n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     threads = spec.threads or max(1, (os.cpu_count() or 1) // workers)
     worker_spec = dataclasses.replace(spec, threads=threads)
-    return run_processes(_worker_process, [(worker_spec, i) for i in range(workers)],
-                         threads=threads, n_gpus=n_gpus, name="dynaforge-tune",
-                         on_poll=on_poll, poll_s=poll_s)
+    return run_processes(
+        _worker_process,
+        [(worker_spec, i) for i in range(workers)],
+        threads=threads,
+        n_gpus=n_gpus,
+        name="dynaforge-tune",
+        on_poll=on_poll,
+        poll_s=poll_s,
+    )
