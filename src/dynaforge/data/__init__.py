@@ -1,15 +1,17 @@
-"""Data layer: the ``Trajectories`` container and its files, windows, normalisation, splits,
-and autocorrelation."""
+"""Data layer: the ``Trajectories`` container and its files, labelled trajectories for inverse
+problems, windows, normalisation, splits, and autocorrelation."""
 
 from __future__ import annotations
 
 from dynaforge.data.autocorrelation import autocorrelation, decorrelation_lag
+from dynaforge.data.labelled import LabelledTrajectories
 from dynaforge.data.normalize import Normalizer
 from dynaforge.data.splits import split_by_time, split_by_trajectory
 from dynaforge.data.trajectories import Trajectories, read_trajectories
 from dynaforge.data.windows import make_windows
 
 __all__ = [
+    "LabelledTrajectories",
     "Normalizer",
     "Trajectories",
     "autocorrelation",

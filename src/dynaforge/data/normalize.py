@@ -52,30 +52,46 @@ class Normalizer:
         return self.mean.shape[0]
 
     @classmethod
-    def fit(cls, x: torch.Tensor) -> Normalizer:
-        """Statistics of ``x`` ``(..., D)`` over all leading axes (computed in float64)."""
+    def fit(cls, x: torch.Tensor, *, allow_constant: bool = False) -> Normalizer:
+        """Statistics of ``x`` ``(..., D)`` over all leading axes (computed in float64).
+
+        Args:
+            x: samples, last axis the ``D`` components; every value must be finite (for
+                ragged trajectories pass ``Trajectories.valid_states()``, not the padded ``x``).
+            allow_constant: for static inputs, where a column may legitimately be the same for
+                every trajectory (one charge value in the whole training set): such a column
+                gets std 1.0 (it is only centred) instead of an error, and a single sample is
+                allowed (std 1.0 for every column). States keep the default, where a constant
+                column almost always means wrong data.
+        """
         x = torch.as_tensor(x)
         if x.ndim < 1 or x.shape[-1] == 0:
             raise ValueError(f"x must be shaped (..., D) with D >= 1, got {tuple(x.shape)}")
         flat = x.detach().to(device="cpu", dtype=torch.float64).reshape(-1, x.shape[-1])
-        if flat.shape[0] < 2:
+        if flat.shape[0] < (1 if allow_constant else 2):
             raise ValueError(
-                f"need at least 2 samples to fit a normalizer, got shape {tuple(x.shape)}"
+                f"need at least {1 if allow_constant else 2} samples to fit a normalizer, "
+                f"got shape {tuple(x.shape)}"
             )
         bad = ~torch.isfinite(flat)
         if bad.any():
             raise ValueError(f"cannot fit a normalizer: x has {int(bad.sum())} non-finite values")
         mean = flat.mean(dim=0)
+        if flat.shape[0] == 1:
+            return cls(mean=mean, std=torch.ones_like(mean))
         std = flat.std(dim=0)
         # A constant column can come out with a rounding-level std instead of exactly 0;
         # dividing by it would blow noise up to O(1), so treat both as constant.
         constant = std <= 1e-12 * mean.abs().clamp(min=1e-300)
         if constant.any():
-            k = int(constant.nonzero()[0, 0])
-            raise ValueError(
-                f"dimension {k} is constant (value {mean[k].item()!r}); "
-                "z-scoring it would divide by zero"
-            )
+            if allow_constant:
+                std = torch.where(constant, torch.ones_like(std), std)
+            else:
+                k = int(constant.nonzero()[0, 0])
+                raise ValueError(
+                    f"dimension {k} is constant (value {mean[k].item()!r}); "
+                    "z-scoring it would divide by zero"
+                )
         return cls(mean=mean, std=std)
 
     def _check(self, x: torch.Tensor, name: str) -> None:

@@ -14,6 +14,7 @@ Each part records how it was cut in ``metadata["split"]``.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Sequence
@@ -34,9 +35,9 @@ def split_by_trajectory(
         generator: the only source of randomness; the same seed gives the same split.
 
     Returns:
-        One ``Trajectories`` per fraction; each holds at least one trajectory, the parts are
-        disjoint and together hold every trajectory. Within a part trajectories keep their
-        original order.
+        One ``Trajectories`` per fraction (with the static inputs and lengths of its
+        trajectories); each holds at least one trajectory, the parts are disjoint and together
+        hold every trajectory. Within a part trajectories keep their original order.
     """
     fractions = _check_fractions(fractions)
     n = traj.n_trajectories
@@ -53,7 +54,7 @@ def split_by_trajectory(
     for k, (a, b) in enumerate(itertools.pairwise(bounds)):
         indices = perm[a:b].sort().values
         split = {"by": "trajectory", "part": k, "fractions": fractions, "indices": indices.tolist()}
-        parts.append(_part(traj, traj.t, traj.x[indices], split))
+        parts.append(_with_split(traj.subset(indices), split))
     return tuple(parts)
 
 
@@ -69,11 +70,19 @@ def split_by_time(
             keeps every window inside one part.
 
     Returns:
-        One ``Trajectories`` per fraction with all ``N`` trajectories; part ``k`` covers
+        One ``Trajectories`` per fraction with all ``N`` trajectories (and their static
+        inputs); part ``k`` covers
         time indices ``[start_k, stop_k)`` with ``start_{k+1} = stop_k + gap``. Each part has at
-        least 2 steps.
+        least 2 steps. Ragged data (``lengths`` set) is an error: split it by trajectory.
     """
     fractions = _check_fractions(fractions)
+    if traj.is_ragged:
+        raise ValueError(
+            f"cannot split ragged data by time (lengths {int(traj.lengths.min())} to "
+            f"{int(traj.lengths.max())} of T = {traj.n_steps}): the parts would not cover the "
+            "same times of every trajectory; split ragged data by trajectory "
+            "(split_by_trajectory)"
+        )
     if isinstance(gap, bool) or not isinstance(gap, int) or gap < 0:
         raise ValueError(f"gap must be an integer >= 0, got {gap!r}")
     steps = traj.n_steps
@@ -97,7 +106,8 @@ def split_by_time(
             "start": start,
             "stop": stop,
         }
-        parts.append(_part(traj, traj.t[start:stop], traj.x[:, start:stop], split))
+        part = dataclasses.replace(traj, t=traj.t[start:stop], x=traj.x[:, start:stop])
+        parts.append(_with_split(part, split))
     return tuple(parts)
 
 
@@ -126,6 +136,5 @@ def _boundaries(fractions: list[float], total: int) -> list[int]:
     return bounds
 
 
-def _part(traj: Trajectories, t: torch.Tensor, x: torch.Tensor, split: dict) -> Trajectories:
-    metadata = {**traj.metadata, "split": split}
-    return Trajectories(t=t, x=x, state_names=traj.state_names, metadata=metadata)
+def _with_split(part: Trajectories, split: dict) -> Trajectories:
+    return dataclasses.replace(part, metadata={**part.metadata, "split": split})

@@ -1,62 +1,96 @@
-"""The one container for every dataset, and its file formats.
+"""The one container for every dataset.
 
 ``Trajectories`` holds ``N`` trajectories sampled at the same uniform times: ``t`` ``(T,)`` and
-``x`` ``(N, T, D)``, both float64 on the CPU, plus one name per state dimension and JSON
-metadata (system, parameters, dt, package version, source, noise level).
+``x`` ``(N, T, *state)``, both float64 on the CPU. A state may be a vector ``(D,)`` (Lorenz-63),
+a set of particles ``(n_particles, 4)`` or a field ``(nx,)``; ``state_names`` name the last
+state axis. Optional extras:
 
-It is saved as HDF5 (``save`` / ``load``) and imported from the files people already have:
-an HDF5 file of their own (``from_hdf5``), a CSV with a header such as ``t,x,y,z``
-(``from_csv``) or a NumPy array ``(T, D)`` / ``(N, T, D)`` (``from_npy``).
-``read_trajectories`` picks the reader from the file suffix.
+- ``static`` ``(N, *static_shape)``: inputs that are constant along a trajectory (charges, a
+  PDE coefficient), named by ``static_names`` along their last axis;
+- ``lengths`` ``(N,)``: for variable-length data, trajectory ``i`` holds valid samples at time
+  indices ``0 .. lengths[i] - 1``; the rest of its row in ``x`` is NaN padding.
+
+It is saved as HDF5 (``save`` / ``load``, format described in ``dynaforge.data.hdf5``) and
+imported from the files people already have: an HDF5 file of their own (``from_hdf5``), a CSV
+with a header such as ``t,x,y,z`` (``from_csv``) or a NumPy array ``(T, D)`` / ``(N, T, D)`` /
+``(N, T, *state)`` (``from_npy``). ``read_trajectories`` picks the reader from the file suffix.
 
 Every check runs once, in ``__post_init__``, so a ``Trajectories`` that exists is valid: finite
-values, a strictly increasing and uniform time axis, one name per dimension. A time axis that
-restarts (as in data generated chunk by chunk) is rejected rather than silently treated as one
-long trajectory, because windows cut across the restart would teach a model jumps that the
-physics never makes.
+values (in the valid part), a strictly increasing and uniform time axis, one name per entry of
+the last state (and static) axis. A time axis that restarts (as in data generated chunk by
+chunk) is rejected rather than silently treated as one long trajectory, because windows cut
+across the restart would teach a model jumps that the physics never makes. Padding is
+overwritten with NaN on construction, so that it can never be mistaken for data: anything that
+reads past a trajectory's end sees NaN, not a plausible zero.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
-import json
 import math
 import os
 import pathlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import h5py
-import numpy as np
 import torch
 
 import dynaforge
+from dynaforge.data import hdf5 as _hdf5
+from dynaforge.data import importers as _importers
+from dynaforge.data._common import (
+    FLOAT64_EPS,
+    UNIFORM_TOLERANCE,
+    as_float64_cpu,
+    as_int64_cpu,
+    checked_names,
+    existing_file,
+    flat_names,
+    float_eps,
+    json_normalised,
+    time_step_problem,
+)
+from dynaforge.data.hdf5 import FORMAT, READABLE_FORMATS
 
-#: Value of the ``format`` attribute of files written by ``Trajectories.save``.
-FORMAT = "dynaforge.trajectories/1"
+# ``save`` calls the writer through this module's global, so a test can replace it (a full
+# disk) without reaching into the HDF5 module.
+from dynaforge.data.hdf5 import write_hdf5 as _write_hdf5
 
-#: Largest relative deviation of a time step from the mean step that still counts as uniform.
-UNIFORM_TOLERANCE = 1e-6
+__all__ = [
+    "FORMAT",
+    "READABLE_FORMATS",
+    "UNIFORM_TOLERANCE",
+    "Trajectories",
+    "read_trajectories",
+]
 
 _HDF5_SUFFIXES = (".h5", ".hdf5")
-_FLOAT64_EPS = float(np.finfo(np.float64).eps)
+#: Longest list of state names ``repr`` shows in full.
+_REPR_NAMES = 10
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class Trajectories:
-    """``N`` trajectories of a ``D``-dimensional state sampled at ``T`` uniform times.
+    """``N`` trajectories of a state shaped ``state_shape`` sampled at ``T`` uniform times.
 
     Attributes:
         t: ``(T,)`` float64 sample times (time units of the system), strictly increasing with a
             constant step.
-        x: ``(N, T, D)`` float64 states.
-        state_names: one name per state dimension (length ``D``).
+        x: ``(N, T, *state_shape)`` float64 states (``state_shape`` has at least one axis). For
+            ragged data, ``x[i, lengths[i]:]`` is NaN.
+        state_names: one name per entry of the last state axis (length ``state_shape[-1]``).
         metadata: JSON-serialisable facts about the data (``system``, ``parameters``, ``dt``,
             ``dynaforge_version``, ``source``, ``noise`` ...). ``dt`` and ``dynaforge_version``
             are filled in when missing.
+        static: ``(N, *static_shape)`` float64 inputs constant along each trajectory, or None.
+        static_names: one name per entry of the last static axis; default ``("s0", "s1", ...)``
+            when ``static`` is given, None when it is not.
+        lengths: ``(N,)`` int64 number of valid time samples of each trajectory, each in
+            ``[2, T]``, or None when every trajectory has all ``T``. Kept as given even when
+            every length equals ``T`` (it still marks the data as ragged).
     """
 
     # eq=False: tensors have no single truth value, so a generated __eq__ would raise; identity
@@ -65,15 +99,22 @@ class Trajectories:
     x: torch.Tensor
     state_names: tuple[str, ...]
     metadata: dict = dataclasses.field(default_factory=dict)
+    static: torch.Tensor | None = None
+    static_names: tuple[str, ...] | None = None
+    lengths: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
-        x = _as_float64_cpu(self.x, "x")
-        t_eps = _float_eps(self.t)
-        t = _as_float64_cpu(self.t, "t")
-        if x.ndim != 3:
-            raise ValueError(f"x must be 3-D (N, T, D), got shape {tuple(x.shape)}")
-        n, steps, dim = x.shape
-        if n < 1 or dim < 1:
+        x = as_float64_cpu(self.x, "x")
+        t_eps = float_eps(self.t)
+        t = as_float64_cpu(self.t, "t")
+        if x.ndim < 3:
+            raise ValueError(
+                "x must be shaped (N, T, *state) with at least one state axis "
+                f"(N, T, D for a vector state), got shape {tuple(x.shape)}"
+            )
+        n, steps = x.shape[:2]
+        state_shape = tuple(x.shape[2:])
+        if n < 1 or 0 in state_shape:
             raise ValueError(
                 f"x must hold at least one trajectory and one dimension, got shape {tuple(x.shape)}"
             )
@@ -92,37 +133,38 @@ class Trajectories:
                 f"t has {int(bad_t.sum())} non-finite values; "
                 f"the first is t[{first}] = {t[first].item()}"
             )
+        lengths = _checked_lengths(self.lengths, n, steps)
         bad_x = ~torch.isfinite(x)
+        if lengths is not None:
+            padding = torch.arange(steps)[None, :] >= lengths[:, None]
+            if padding.any():
+                # A copy: the caller's tensor is never written to.
+                x = x.clone()
+                x[padding] = math.nan
+            bad_x &= ~padding.reshape(n, steps, *(1,) * len(state_shape))
         if bad_x.any():
-            i, k, d = (int(v) for v in bad_x.nonzero()[0])
+            first = [int(v) for v in bad_x.nonzero()[0]]
+            i, k = first[:2]
+            where = f"dimension {first[2]}" if len(state_shape) == 1 else f"state index {first[2:]}"
             raise ValueError(
                 f"x has {int(bad_x.sum())} non-finite values (NaN/inf); "
-                f"the first is {x[i, k, d].item()} "
-                f"in trajectory {i} at time index {k}, dimension {d}"
+                f"the first is {x[tuple(first)].item()} "
+                f"in trajectory {i} at time index {k}, {where}"
             )
-        problem = _time_step_problem(t.numpy(), t_eps)
+        problem = time_step_problem(t.numpy(), t_eps)
         if problem is not None:
             raise ValueError(f"non-uniform time steps: {problem[1]}")
-        if t_eps > _FLOAT64_EPS:
+        if t_eps > FLOAT64_EPS:
             # Times that arrived in float32 (or coarser) pass a tolerance set by their own
             # rounding; store the uniform float64 grid they stand for, so every later check
             # (and every subset or slice) sees exact float64 steps.
             dt = (t[-1] - t[0]) / (steps - 1)
             t = t[0] + torch.arange(steps, dtype=torch.float64) * dt
 
-        if isinstance(self.state_names, str) or not isinstance(self.state_names, Sequence):
-            raise ValueError(f"state_names must be a sequence of strings, got {self.state_names!r}")
-        names = tuple(self.state_names)
-        if not all(isinstance(s, str) for s in names):
-            raise ValueError(f"state_names must all be strings, got {names!r}")
-        if len(names) != dim:
-            raise ValueError(
-                f"state_names has {len(names)} entries {names!r}, but x has D = {dim} dimensions"
-            )
-        if len(set(names)) != len(names):
-            raise ValueError(f"state_names must be distinct, got {names!r}")
+        names = checked_names(self.state_names, "state_names", "the state shape", state_shape)
+        static, static_names = _checked_static(self.static, self.static_names, n)
 
-        metadata = _json_normalised(self.metadata)
+        metadata = json_normalised(self.metadata)
         # The mean step, rounded to 12 significant digits (far inside the 1e-6 uniformity
         # tolerance) so that a grid built as k * 0.04 reports dt = 0.04, not 0.039999999999999994.
         dt = float(f"{float((t[-1] - t[0]) / (steps - 1)):.12g}")
@@ -140,13 +182,32 @@ class Trajectories:
         object.__setattr__(self, "t", t)
         object.__setattr__(self, "state_names", names)
         object.__setattr__(self, "metadata", metadata)
+        object.__setattr__(self, "static", static)
+        object.__setattr__(self, "static_names", static_names)
+        object.__setattr__(self, "lengths", lengths)
 
     def __repr__(self) -> str:
-        return (
-            f"Trajectories(N={self.n_trajectories}, T={self.n_steps}, D={self.dim}, "
-            f"dt={self.dt:g}, "
-            f"state_names={self.state_names!r}, system={self.metadata.get('system')!r})"
+        shape = (
+            f"D={self.dim}"
+            if len(self.state_shape) == 1
+            else f"state={self.state_shape}, D={self.dim}"
         )
+        names = self.state_names
+        shown = (
+            repr(names)
+            if len(names) <= _REPR_NAMES
+            else f"({', '.join(map(repr, names[:3]))}, ..., {names[-1]!r})"
+        )
+        extras = "" if self.static is None else f", static={self.static_shape}"
+        if self.is_ragged:
+            extras += f", ragged (lengths {int(self.lengths.min())}..{int(self.lengths.max())})"
+        return (
+            f"Trajectories(N={self.n_trajectories}, T={self.n_steps}, {shape}, "
+            f"dt={self.dt:g}{extras}, "
+            f"state_names={shown}, system={self.metadata.get('system')!r})"
+        )
+
+    # ------------------------------------------------------------- properties
 
     @property
     def n_trajectories(self) -> int:
@@ -155,13 +216,34 @@ class Trajectories:
 
     @property
     def n_steps(self) -> int:
-        """``T``, the number of time samples per trajectory."""
+        """``T``, the number of time samples per trajectory (the longest, for ragged data)."""
         return self.x.shape[1]
 
     @property
+    def state_shape(self) -> tuple[int, ...]:
+        """The shape of one state, ``x.shape[2:]``: ``(D,)``, ``(n_particles, 4)``, ``(nx,)``."""
+        return tuple(self.x.shape[2:])
+
+    @property
     def dim(self) -> int:
-        """``D``, the state dimension."""
-        return self.x.shape[2]
+        """``D``, the flattened state size ``prod(state_shape)`` (the state dimension for a
+        vector state)."""
+        return math.prod(self.state_shape)
+
+    @property
+    def static_shape(self) -> tuple[int, ...] | None:
+        """The shape of one trajectory's static inputs, ``static.shape[1:]``, or None."""
+        return None if self.static is None else tuple(self.static.shape[1:])
+
+    @property
+    def static_dim(self) -> int:
+        """``prod(static_shape)``, 0 without static inputs."""
+        return 0 if self.static is None else math.prod(self.static_shape)
+
+    @property
+    def is_ragged(self) -> bool:
+        """Whether per-trajectory ``lengths`` are set."""
+        return self.lengths is not None
 
     @property
     def dt(self) -> float:
@@ -169,11 +251,50 @@ class Trajectories:
         of ``t`` to the uniformity tolerance (it is the ``dt`` the data was made or read with)."""
         return float(self.metadata["dt"])
 
+    def lengths_or_full(self) -> torch.Tensor:
+        """``(N,)`` int64 valid samples per trajectory: ``lengths``, or ``T`` for each."""
+        if self.lengths is not None:
+            return self.lengths
+        return torch.full((self.n_trajectories,), self.n_steps, dtype=torch.int64)
+
+    def valid_mask(self) -> torch.Tensor:
+        """``(N, T)`` bool, True where ``x[i, k]`` is data (``k < lengths[i]``)."""
+        return torch.arange(self.n_steps)[None, :] < self.lengths_or_full()[:, None]
+
+    def valid_states(self) -> torch.Tensor:
+        """``(M, dim)`` float64 every valid state, flattened, trajectory-major then time
+        (``M = sum(lengths)``; ``x.reshape(-1, dim)`` for non-ragged data)."""
+        if self.lengths is None:
+            return self.x.reshape(-1, self.dim)
+        return self.x.reshape(self.n_trajectories, self.n_steps, self.dim)[self.valid_mask()]
+
+    def flat(self) -> Trajectories:
+        """The same data with the state flattened to ``(N, T, dim)`` and the static inputs to
+        ``(N, static_dim)`` (C order), for models that read vectors. Names become
+        ``name[i]`` / ``name[i,j]`` (leading indices, last axis fastest): a state ``(5, 4)``
+        named ``x, y, vx, vy`` gives ``x[0], y[0], vx[0], vy[0], x[1], ...``. Returns ``self``
+        when both are already vectors."""
+        state_flat = len(self.state_shape) == 1
+        static_flat = self.static is None or self.static.ndim == 2
+        if state_flat and static_flat:
+            return self
+        static, static_names = self.static, self.static_names
+        if not static_flat:
+            static = self.static.reshape(self.n_trajectories, self.static_dim)
+            static_names = flat_names(self.static_names, self.static_shape)
+        return dataclasses.replace(
+            self,
+            x=self.x.reshape(self.n_trajectories, self.n_steps, self.dim),
+            state_names=flat_names(self.state_names, self.state_shape),
+            static=static,
+            static_names=static_names,
+        )
+
     # ------------------------------------------------------------------ files
 
     def save(self, path: str | os.PathLike) -> pathlib.Path:
-        """Write an HDF5 file (datasets ``t``, ``x``; attributes ``state_names``, ``metadata``,
-        ``format``) and return its path.
+        """Write an HDF5 file in format ``FORMAT`` (layout in ``dynaforge.data.hdf5``; ragged
+        data without padding) and return its path.
 
         The file is written under a temporary name in the same folder and then renamed over
         ``path`` (``os.replace`` is atomic), so a failure never leaves a partial file and never
@@ -205,38 +326,11 @@ class Trajectories:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Trajectories:
-        """Read a file written by ``save``; an HDF5 file without the ``format`` attribute is
-        read with ``from_hdf5`` and its defaults."""
-        path = _existing_file(path)
-        if not h5py.is_hdf5(path):
-            raise ValueError(f"{path} is not an HDF5 file")
-        with h5py.File(path, "r") as f:
-            fmt = _attr_str(f.attrs.get("format"))
-            if fmt is None:
-                foreign = True
-            else:
-                foreign = False
-                if fmt != FORMAT:
-                    raise ValueError(
-                        f"{path}: unsupported format {fmt!r}; this dynaforge reads {FORMAT!r}"
-                    )
-                for key in ("t", "x"):
-                    if key not in f:
-                        raise ValueError(
-                            f"{path}: dataset {key!r} is missing (a damaged {FORMAT} file?)"
-                        )
-                for key in ("state_names", "metadata"):
-                    if key not in f.attrs:
-                        raise ValueError(
-                            f"{path}: attribute {key!r} is missing (a damaged {FORMAT} file?)"
-                        )
-                t = f["t"][()]
-                x = f["x"][()]
-                names = json.loads(_attr_str(f.attrs["state_names"]))
-                metadata = json.loads(_attr_str(f.attrs["metadata"]))
-        if foreign:
-            return cls.from_hdf5(path)
-        return _build(cls, path, t=t, x=x, state_names=tuple(names), metadata=metadata)
+        """Read a file written by ``save`` (formats ``READABLE_FORMATS``); an HDF5 file without
+        the ``format`` attribute is read with ``from_hdf5`` and its defaults. A damaged file
+        (missing dataset, lengths that do not add up, static inputs of the wrong N ...) is a
+        ValueError naming the file and the problem."""
+        return _hdf5.load_hdf5(cls, path)
 
     @classmethod
     def from_hdf5(
@@ -251,78 +345,19 @@ class Trajectories:
         """Import a user's HDF5 file.
 
         Args:
-            x_key: dataset holding the states, ``(T, D)`` (one trajectory) or ``(N, T, D)``.
-                Default: the only 2-D/3-D dataset in the file, else ``x``, ``data`` or ``states``.
+            x_key: dataset holding the states, ``(T, D)`` (one trajectory), ``(N, T, D)`` or
+                ``(N, T, *state)``. Default: the only 2-D/3-D dataset in the file, else ``x``,
+                ``data`` or ``states``; datasets of 4 or more axes only when no 2-D/3-D one
+                qualifies.
             t_key: dataset holding the ``(T,)`` times. Default: ``t`` or ``time`` if present.
             dt: sampling interval, used when the file has no time dataset (and checked against
                 it when it has one).
-            state_names: default ``("x", "y", "z")`` for ``D == 3``, else ``("x0", "x1", ...)``.
+            state_names: names of the last state axis; default ``("x", "y", "z")`` for 3
+                entries, else ``("x0", "x1", ...)``.
         """
-        path = _existing_file(path)
-        if not h5py.is_hdf5(path):
-            raise ValueError(f"{path} is not an HDF5 file")
-        if dt is not None:
-            dt = _positive_dt(dt, path)
-        with h5py.File(path, "r") as f:
-            datasets: dict[str, tuple[int, ...]] = {}
-            f.visititems(
-                lambda name, obj: (
-                    datasets.update({name: obj.shape}) if isinstance(obj, h5py.Dataset) else None
-                )
-            )
-            listing = ", ".join(f"{k} {v}" for k, v in datasets.items()) or "none"
-            if x_key is None:
-                x_key = _default_x_key(datasets)
-                if x_key is None:
-                    raise ValueError(
-                        f"{path}: cannot tell which dataset holds the states; pass x_key=... "
-                        f"(datasets: {listing})"
-                    )
-            elif x_key not in datasets:
-                raise ValueError(f"{path}: no dataset x_key={x_key!r} (datasets: {listing})")
-            x = _numeric(f[x_key][()], path, x_key)
-            if x.ndim == 2:
-                x = x[None]
-            elif x.ndim != 3:
-                raise ValueError(
-                    f"{path}: dataset {x_key!r} must be (T, D) or (N, T, D), got shape {x.shape}"
-                )
-            steps = x.shape[1]
-
-            if t_key is None:
-                t_key = next((k for k in ("t", "time") if k in datasets and k != x_key), None)
-            elif t_key not in datasets:
-                raise ValueError(f"{path}: no dataset t_key={t_key!r} (datasets: {listing})")
-            if t_key is not None:
-                raw_t = f[t_key][()]
-                t = _numeric(raw_t, path, t_key)
-                eps = _float_eps(raw_t)
-                if t.ndim == 2 and 1 in t.shape:
-                    t = t.reshape(-1)
-                if t.ndim != 1 or t.shape[0] != steps:
-                    raise ValueError(
-                        f"{path}: time dataset {t_key!r} has shape {raw_t.shape}, "
-                        f"expected ({steps},) "
-                        f"to match {x_key!r} {f[x_key].shape}"
-                    )
-                problem = _time_step_problem(t, eps)
-                if problem is not None:
-                    raise ValueError(
-                        f"{path}: non-uniform time steps in dataset {t_key!r}: {problem[1]}"
-                    )
-                if dt is not None:
-                    _check_dt_agrees(t, dt, path, f"dataset {t_key!r}")
-            elif dt is not None:
-                t = np.arange(steps, dtype=np.float64) * dt
-            else:
-                raise ValueError(
-                    f"{path}: no time dataset ('t' or 'time') and no dt given; "
-                    "pass t_key=... or dt=... "
-                    f"(datasets: {listing})"
-                )
-        names = tuple(state_names) if state_names is not None else _default_state_names(x.shape[2])
-        metadata = {"source": str(path), "x_key": x_key, "t_key": t_key}
-        return _build(cls, path, t=t, x=x, state_names=names, metadata=metadata)
+        return _hdf5.import_hdf5(
+            cls, path, x_key=x_key, t_key=t_key, dt=dt, state_names=state_names
+        )
 
     @classmethod
     def from_csv(
@@ -343,136 +378,38 @@ class Trajectories:
             dt: sampling interval when there is no time column (checked against the time
                 column when there is one).
         """
-        path = _existing_file(path)
-        if dt is not None:
-            dt = _positive_dt(dt, path)
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            header_row = next(csv.reader(f), None)
-        if not header_row or all(not c.strip() for c in header_row):
-            raise ValueError(f"{path}: empty file, expected a header row such as 't,x,y,z'")
-        header = [c.strip() for c in header_row]
-        if all(_is_number(c) for c in header):
-            raise ValueError(
-                f"{path}: the first line {','.join(header)!r} is data, "
-                "expected a header row such as 't,x,y,z'"
-            )
-        if len(set(header)) != len(header):
-            duplicated = sorted({c for c in header if header.count(c) > 1})
-            raise ValueError(f"{path}: duplicated column names {duplicated} (columns: {header})")
-
-        has_time = time_column is not None and time_column in header
-        if not has_time and dt is None:
-            what = (
-                "no time column given" if time_column is None else f"no time column {time_column!r}"
-            )
-            raise ValueError(
-                f"{path}: {what} and no dt given; "
-                f"pass time_column=... or dt=... (columns: {header})"
-            )
-        if state_columns is None:
-            state_columns = [c for c in header if not (has_time and c == time_column)]
-            if not state_columns:
-                raise ValueError(
-                    f"{path}: no state columns besides the time column (columns: {header})"
-                )
-            if "" in state_columns:
-                raise ValueError(
-                    f"{path}: column {header.index('') + 1} has no name; "
-                    f"pass state_columns=... (columns: {header})"
-                )
-        else:
-            if isinstance(state_columns, str):
-                state_columns = [state_columns]
-            state_columns = list(state_columns)
-            unknown = [c for c in state_columns if c not in header]
-            if unknown:
-                raise ValueError(
-                    f"{path}: unknown state columns {unknown} (the file has columns {header})"
-                )
-            if not state_columns:
-                raise ValueError(f"{path}: state_columns is empty (columns: {header})")
-        columns = ([time_column] if has_time else []) + list(state_columns)
-        usecols = [header.index(c) for c in columns]
-
-        data = _read_csv_numbers(path, header, columns, usecols)
-        if data.shape[0] < 2:
-            raise ValueError(f"{path}: need at least 2 data rows, found {data.shape[0]}")
-        bad = ~np.isfinite(data)
-        if bad.any():
-            row, col = np.argwhere(bad)[0]
-            raise ValueError(
-                f"{path}: non-finite value {data[row, col]} in column {columns[col]!r} "
-                f"at line {row + 2} "
-                f"({int(bad.sum())} non-finite values in all)"
-            )
-        if has_time:
-            t = data[:, 0]
-            problem = _time_step_problem(t)
-            if problem is not None:
-                index, detail = problem
-                raise ValueError(
-                    f"{path}: non-uniform time steps in column {time_column!r} "
-                    f"at line {index + 2}: {detail}"
-                )
-            if dt is not None:
-                _check_dt_agrees(t, dt, path, f"column {time_column!r}")
-            x = data[:, 1:]
-        else:
-            t = np.arange(data.shape[0], dtype=np.float64) * dt
-            x = data
-        metadata = {"source": str(path), "time_column": time_column if has_time else None}
-        return _build(
-            cls, path, t=t, x=x[None], state_names=tuple(state_columns), metadata=metadata
+        return _importers.import_csv(
+            cls, path, time_column=time_column, state_columns=state_columns, dt=dt
         )
 
     @classmethod
     def from_npy(
         cls, path: str | os.PathLike, *, dt: float, state_names: Sequence[str] | None = None
     ) -> Trajectories:
-        """Import a NumPy ``.npy`` array ``(T, D)`` (one trajectory) or ``(N, T, D)`` sampled
-        every ``dt`` time units; times start at 0."""
-        path = _existing_file(path)
-        dt = _positive_dt(dt, path)
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as e:
-            raise ValueError(f"{path} is not a readable .npy array: {e}") from None
-        if not isinstance(array, np.ndarray):
-            raise ValueError(f"{path} holds {type(array).__name__}, expected one .npy array")
-        x = _numeric(array, path, "array")
-        if x.ndim == 2:
-            x = x[None]
-        elif x.ndim != 3:
-            raise ValueError(f"{path}: array must be (T, D) or (N, T, D), got shape {array.shape}")
-        t = np.arange(x.shape[1], dtype=np.float64) * dt
-        names = tuple(state_names) if state_names is not None else _default_state_names(x.shape[2])
-        return _build(cls, path, t=t, x=x, state_names=names, metadata={"source": str(path)})
+        """Import a NumPy ``.npy`` array ``(T, D)`` (one trajectory), ``(N, T, D)`` or
+        ``(N, T, *state)`` sampled every ``dt`` time units; times start at 0. ``state_names``
+        name the last axis (defaults as in ``from_hdf5``)."""
+        return _importers.import_npy(cls, path, dt=dt, state_names=state_names)
 
     # ------------------------------------------------------------ selections
 
     def subset(self, indices: Sequence[int] | torch.Tensor) -> Trajectories:
-        """The trajectories at ``indices`` (along the N axis, in the given order)."""
-        idx = torch.as_tensor(indices)
-        if (
-            idx.ndim != 1
-            or idx.numel() == 0
-            or idx.dtype.is_floating_point
-            or idx.dtype == torch.bool
-        ):
-            raise ValueError(
-                f"indices must be a non-empty 1-D sequence of integers, got {indices!r}"
-            )
-        idx = idx.long()
-        n = self.n_trajectories
-        out = (idx < -n) | (idx >= n)
-        if out.any():
-            raise ValueError(
-                f"trajectory index {int(idx[out][0])} out of range for N = {n} trajectories"
-            )
-        return dataclasses.replace(self, x=self.x[idx])
+        """The trajectories at ``indices`` (along the N axis, in the given order), with their
+        static inputs and lengths."""
+        idx = checked_indices(indices, self.n_trajectories)
+        return dataclasses.replace(
+            self,
+            x=self.x[idx],
+            static=None if self.static is None else self.static[idx],
+            lengths=None if self.lengths is None else self.lengths[idx],
+        )
 
     def time_slice(self, start: int | None, stop: int | None) -> Trajectories:
-        """Time steps ``[start, stop)`` of every trajectory (Python slice semantics)."""
+        """Time steps ``[start, stop)`` of every trajectory (Python slice semantics).
+
+        For ragged data the new lengths are ``clip(lengths - start, 0, stop - start)``; a
+        trajectory left with fewer than 2 valid steps is an error.
+        """
         kept = range(self.n_steps)[start:stop]
         if len(kept) < 2:
             raise ValueError(
@@ -480,11 +417,22 @@ class Trajectories:
                 "need at least 2"
             )
         sl = slice(kept.start, kept.stop)
-        return dataclasses.replace(self, t=self.t[sl], x=self.x[:, sl])
+        lengths = None
+        if self.lengths is not None:
+            lengths = (self.lengths - kept.start).clamp(0, len(kept))
+            short = lengths < 2
+            if short.any():
+                i = int(short.nonzero()[0, 0])
+                raise ValueError(
+                    f"time_slice({start}, {stop}) leaves trajectory {i} (length "
+                    f"{int(self.lengths[i])}) with {int(lengths[i])} valid steps; need at least 2"
+                )
+        return dataclasses.replace(self, t=self.t[sl], x=self.x[:, sl], lengths=lengths)
 
     def with_noise(self, level: float, generator: torch.Generator) -> Trajectories:
-        """Add Gaussian noise of standard deviation ``level`` times each dimension's standard
-        deviation (over all trajectories and times); ``metadata["noise"] = level``."""
+        """Add Gaussian noise of standard deviation ``level`` times each flattened state
+        component's standard deviation (over all trajectories and valid times);
+        ``metadata["noise"] = level``. Padding stays NaN; static inputs are not noised."""
         if (
             isinstance(level, bool)
             or not isinstance(level, (int, float))
@@ -494,8 +442,12 @@ class Trajectories:
             raise ValueError(f"noise level must be a finite number >= 0, got {level!r}")
         if level == 0:
             return self
-        scale = level * self.x.reshape(-1, self.dim).std(dim=0)
-        noise = torch.randn(self.x.shape, generator=generator, dtype=torch.float64) * scale
+        # One draw of x's full shape (padding included) whatever the lengths: the same
+        # generator call as for non-ragged data, so a seed means the same thing for both.
+        scale = level * self.valid_states().std(dim=0)
+        noise = torch.randn(self.x.shape, generator=generator, dtype=torch.float64) * scale.reshape(
+            self.state_shape
+        )
         return dataclasses.replace(
             self, x=self.x + noise, metadata={**self.metadata, "noise": float(level)}
         )
@@ -509,7 +461,7 @@ def read_trajectories(path: str | os.PathLike, **kwargs: Any) -> Trajectories:
     if suffix in _HDF5_SUFFIXES:
         if not kwargs:
             return Trajectories.load(path)
-        path = _existing_file(path)
+        path = existing_file(path)
         with h5py.File(path, "r") if h5py.is_hdf5(path) else contextlib.nullcontext() as f:
             if f is not None and "format" in f.attrs:
                 raise ValueError(
@@ -534,186 +486,69 @@ def read_trajectories(path: str | os.PathLike, **kwargs: Any) -> Trajectories:
 # ---------------------------------------------------------------------- helpers
 
 
-def _build(cls: type[Trajectories], path: pathlib.Path, **fields: Any) -> Trajectories:
-    """Construct, naming the file in any validation error."""
-    try:
-        return cls(**fields)
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
-
-
-def _write_hdf5(traj: Trajectories, file_path: pathlib.Path) -> None:
-    with h5py.File(file_path, "x") as f:
-        f.create_dataset("t", data=np.ascontiguousarray(traj.t.numpy()))
-        f.create_dataset("x", data=np.ascontiguousarray(traj.x.numpy()))
-        f.attrs["state_names"] = json.dumps(list(traj.state_names))
-        f.attrs["metadata"] = json.dumps(traj.metadata)
-        f.attrs["format"] = FORMAT
-
-
-def _as_float64_cpu(value: Any, name: str) -> torch.Tensor:
-    try:
-        tensor = torch.as_tensor(value)
-    except (TypeError, ValueError, RuntimeError) as e:
+def checked_indices(indices: Sequence[int] | torch.Tensor, n: int) -> torch.Tensor:
+    """``indices`` as a non-empty 1-D int64 tensor of positions along an axis of length ``n``
+    (negative positions count from the end, as in Python)."""
+    idx = torch.as_tensor(indices)
+    if idx.ndim != 1 or idx.numel() == 0 or idx.dtype.is_floating_point or idx.dtype == torch.bool:
+        raise ValueError(f"indices must be a non-empty 1-D sequence of integers, got {indices!r}")
+    idx = idx.long()
+    out = (idx < -n) | (idx >= n)
+    if out.any():
         raise ValueError(
-            f"{name} must be numeric array-like, got {type(value).__name__}: {e}"
-        ) from None
-    if tensor.is_complex() or tensor.dtype == torch.bool:
-        raise ValueError(f"{name} must be real numbers, got dtype {tensor.dtype}")
-    return tensor.detach().to(device="cpu", dtype=torch.float64)
-
-
-def _float_eps(value: Any) -> float:
-    """Machine epsilon of the floating dtype ``value`` arrived in (float64's for integers)."""
-    dtype = getattr(value, "dtype", None)
-    if isinstance(dtype, torch.dtype) and dtype.is_floating_point:
-        return torch.finfo(dtype).eps
-    if isinstance(dtype, np.dtype) and np.issubdtype(dtype, np.floating):
-        return float(np.finfo(dtype).eps)
-    return _FLOAT64_EPS
-
-
-def _time_step_problem(t: np.ndarray, eps: float = 0.0) -> tuple[int, str] | None:
-    """None if ``t`` is strictly increasing and uniform, else ``(first bad index, description)``.
-
-    Uniform means every step is within ``UNIFORM_TOLERANCE`` (relative) of the mean step, or,
-    for times stored with machine epsilon ``eps`` coarser than float64, within the rounding
-    error that storage allows (a few ulps of the largest time, relative to the step).
-    """
-    t = np.asarray(t, dtype=np.float64)
-    steps = np.diff(t)
-    mean = steps.mean()
-    tolerance = UNIFORM_TOLERANCE
-    if eps > _FLOAT64_EPS and mean > 0:
-        tolerance = max(tolerance, 4 * eps * float(np.abs(t).max()) / mean)
-    if steps.min() > 0 and np.max(np.abs(steps - mean)) <= tolerance * mean:
-        return None
-    # The pass/fail test uses the mean step; the offending index is located against the median,
-    # so that one jump does not shift the reference and flag every step before it.
-    median = max(float(np.median(steps)), 0.0)
-    off = np.flatnonzero((steps <= 0) | (np.abs(steps - median) > tolerance * median))
-    k = int(off[0]) + 1 if off.size else int(np.argmax(np.abs(steps - mean))) + 1
-    if steps[k - 1] <= 0:
-        return k, (
-            f"time does not increase at index {k} (t[{k - 1}] = {float(t[k - 1])!r}, "
-            f"t[{k}] = {float(t[k])!r}); a time axis that restarts is several trajectories "
-            "joined end to end"
+            f"trajectory index {int(idx[out][0])} out of range for N = {n} trajectories"
         )
-    return k, (
-        f"t[{k}] - t[{k - 1}] = {float(steps[k - 1])!r} differs from the typical step "
-        f"{float(median)!r} at index {k} (relative tolerance {tolerance:.2g})"
-    )
+    return idx
 
 
-def _check_dt_agrees(t: np.ndarray, dt: float, path: pathlib.Path, where: str) -> None:
-    step = (float(t[-1]) - float(t[0])) / (len(t) - 1)
-    if abs(step - dt) > UNIFORM_TOLERANCE * dt:
-        raise ValueError(f"{path}: dt = {dt!r} disagrees with the time step {step!r} of {where}")
+def _checked_lengths(value: Any, n: int, steps: int) -> torch.Tensor | None:
+    if value is None:
+        return None
+    lengths = as_int64_cpu(value, "lengths")
+    if lengths.shape != (n,):
+        raise ValueError(
+            f"lengths must be shaped (N,) = ({n},), one per trajectory, "
+            f"got shape {tuple(lengths.shape)}"
+        )
+    out = (lengths < 2) | (lengths > steps)
+    if out.any():
+        i = int(out.nonzero()[0, 0])
+        raise ValueError(
+            f"lengths[{i}] = {int(lengths[i])}: trajectory {i} must have between 2 and "
+            f"T = {steps} valid time steps"
+        )
+    return lengths
 
 
-def _positive_dt(dt: Any, path: pathlib.Path) -> float:
-    if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not math.isfinite(dt) or dt <= 0:
-        raise ValueError(f"{path}: dt must be a finite number > 0, got {dt!r}")
-    return float(dt)
-
-
-def _existing_file(path: str | os.PathLike) -> pathlib.Path:
-    path = pathlib.Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no such file: {path}")
-    if not path.is_file():
-        raise ValueError(f"{path} is not a file")
-    return path
-
-
-def _numeric(array: Any, path: pathlib.Path, key: str) -> np.ndarray:
-    array = np.asarray(array)
-    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
-        raise ValueError(f"{path}: {key!r} must hold real numbers, got dtype {array.dtype}")
-    return array
-
-
-def _default_x_key(datasets: Mapping[str, tuple[int, ...]]) -> str | None:
-    candidates = [k for k, shape in datasets.items() if len(shape) in (2, 3)]
-    if len(candidates) == 1:
-        return candidates[0]
-    return next((k for k in ("x", "data", "states") if k in candidates), None)
-
-
-def _default_state_names(dim: int) -> tuple[str, ...]:
-    return ("x", "y", "z") if dim == 3 else tuple(f"x{i}" for i in range(dim))
-
-
-def _attr_str(value: Any) -> str | None:
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    return None if value is None else str(value)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (np.ndarray, torch.Tensor)):
-        return value.tolist()
-    if isinstance(value, pathlib.PurePath):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} {value!r} is not JSON-serialisable")
-
-
-def _json_normalised(metadata: Any) -> dict:
-    """A deep copy of ``metadata`` exactly as it will read back from a file (tuples become
-    lists, keys strings), so that save -> load round-trips to an equal dict."""
-    if not isinstance(metadata, Mapping):
-        raise ValueError(f"metadata must be a dict, got {type(metadata).__name__}")
-    try:
-        return json.loads(json.dumps(dict(metadata), default=_json_default))
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"metadata is not JSON-serialisable: {e}") from None
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _read_csv_numbers(
-    path: pathlib.Path, header: list[str], columns: list[str], usecols: list[int]
-) -> np.ndarray:
-    """The chosen columns as a float64 ``(rows, len(columns))`` array.
-
-    The fast path is ``np.loadtxt`` (about 1 s per million rows); when it fails the file is
-    scanned again with the csv module to name the offending line and column.
-    """
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            f.readline()
-            return np.loadtxt(
-                f, delimiter=",", quotechar='"', usecols=usecols, ndmin=2, dtype=np.float64
-            )
-    except ValueError as fast_error:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.reader(f)
-            next(reader)
-            for row in reader:
-                if not row or all(not c.strip() for c in row):
-                    continue
-                if len(row) != len(header):
-                    raise ValueError(
-                        f"{path}: line {reader.line_num} has {len(row)} fields, "
-                        f"the header has {len(header)} ({header})"
-                    ) from None
-                for name, i in zip(columns, usecols, strict=True):
-                    cell = row[i].strip()
-                    if not cell:
-                        raise ValueError(
-                            f"{path}: empty cell in column {name!r} at line {reader.line_num}"
-                        ) from None
-                    if not _is_number(cell):
-                        raise ValueError(
-                            f"{path}: non-numeric value {cell!r} in column {name!r} "
-                            f"at line {reader.line_num}"
-                        ) from None
-        raise ValueError(f"{path}: cannot read numbers: {fast_error}") from None
+def _checked_static(
+    value: Any, names: Any, n: int
+) -> tuple[torch.Tensor | None, tuple[str, ...] | None]:
+    if value is None:
+        if names is not None:
+            raise ValueError(f"static_names {names!r} given without static inputs (static=None)")
+        return None, None
+    static = as_float64_cpu(value, "static")
+    if static.ndim < 2:
+        raise ValueError(
+            "static must be shaped (N, *static_shape) with at least one static axis "
+            f"(N, S for a vector of S inputs), got shape {tuple(static.shape)}"
+        )
+    if static.shape[0] != n:
+        raise ValueError(
+            f"static has {static.shape[0]} rows (shape {tuple(static.shape)}), "
+            f"but x has N = {n} trajectories"
+        )
+    shape = tuple(static.shape[1:])
+    if 0 in shape:
+        raise ValueError(f"static must hold at least one input, got shape {tuple(static.shape)}")
+    bad = ~torch.isfinite(static)
+    if bad.any():
+        first = [int(v) for v in bad.nonzero()[0]]
+        index = first[1] if len(shape) == 1 else tuple(first[1:])
+        raise ValueError(
+            f"static has {int(bad.sum())} non-finite values (NaN/inf); the first is "
+            f"{static[tuple(first)].item()} in trajectory {first[0]} at static index {index}"
+        )
+    if names is None:
+        names = tuple(f"s{i}" for i in range(shape[-1]))
+    return static, checked_names(names, "static_names", "the static shape", shape)
