@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from dynaforge.models.base import AbstractForecaster, NotFittedError
+from dynaforge.models.base import (
+    AbstractEstimator,
+    AbstractForecaster,
+    AbstractModel,
+    NotFittedError,
+)
 from dynaforge.models.baselines import Persistence, RK4Baseline
 from dynaforge.models.esn import EchoStateNetwork
+from dynaforge.models.estimators import MeanEstimator, RecurrentEstimator
 from dynaforge.models.mlp import MLPForecaster
 from dynaforge.models.neural import AbstractNeuralForecaster
 from dynaforge.models.ngrc import NGRC
@@ -12,8 +18,9 @@ from dynaforge.models.rnn import GRUForecaster, LSTMForecaster
 from dynaforge.models.sindy import SINDy
 from dynaforge.models.transformer import TransformerForecaster
 
-#: name → forecaster class; the one place a model name becomes an object.
-MODELS: dict[str, type[AbstractForecaster]] = {
+#: name → model class (forecasters and estimators; tell them apart with ``issubclass``); the
+#: one place a model name becomes an object.
+MODELS: dict[str, type[AbstractModel]] = {
     cls.name: cls
     for cls in (
         EchoStateNetwork,
@@ -25,11 +32,13 @@ MODELS: dict[str, type[AbstractForecaster]] = {
         RK4Baseline,
         Persistence,
         SINDy,
+        RecurrentEstimator,
+        MeanEstimator,
     )
 }
 
 
-def get_model_class(name: str) -> type[AbstractForecaster]:
+def get_model_class(name: str) -> type[AbstractModel]:
     try:
         return MODELS[name]
     except KeyError:
@@ -37,7 +46,7 @@ def get_model_class(name: str) -> type[AbstractForecaster]:
         raise ValueError(f"unknown model {name!r}; known models: {known}") from None
 
 
-def create_model(name: str, **params) -> AbstractForecaster:
+def create_model(name: str, **params) -> AbstractModel:
     """The model registered as ``name`` with hyperparameters ``params``."""
     cls = get_model_class(name)
     try:
@@ -49,15 +58,19 @@ def create_model(name: str, **params) -> AbstractForecaster:
 __all__ = [
     "MODELS",
     "NGRC",
+    "AbstractEstimator",
     "AbstractForecaster",
+    "AbstractModel",
     "AbstractNeuralForecaster",
     "EchoStateNetwork",
     "GRUForecaster",
     "LSTMForecaster",
     "MLPForecaster",
+    "MeanEstimator",
     "NotFittedError",
     "Persistence",
     "RK4Baseline",
+    "RecurrentEstimator",
     "SINDy",
     "TransformerForecaster",
     "create_model",
