@@ -26,10 +26,11 @@ GOAL_SPEEDUP = 1.7
 
 
 def _meta(task: dict[str, Any], space: dict[str, Any], n_validation: int):
-    from dynaforge.tune.run import objective_text
+    from dynaforge.tasks import get_task
     from dynaforge.tune.space import parse_space
     from dynaforge.tune.study import StudyMeta
 
+    lorenz = get_task("lorenz63")
     return StudyMeta(
         task="lorenz63",
         model="esn",
@@ -37,14 +38,14 @@ def _meta(task: dict[str, Any], space: dict[str, Any], n_validation: int):
         base_params={"reservoir_size": 400},
         space=parse_space(space, model="esn").to_dict(),
         n_validation=n_validation,
-        objective=objective_text(n_validation),
+        objective=lorenz.objective_text(lorenz.primary_metric, n_validation),
     )
 
 
 def _task(quick: bool) -> dict[str, Any]:
-    from dynaforge.presets import PRESETS
+    from dynaforge.tasks import get_task
 
-    task = dict(PRESETS["quick"]["task"], system="lorenz63")
+    task = dict(get_task("lorenz63").presets["quick"]["task"], system="lorenz63")
     if quick:
         task.update(
             train_points=3000,

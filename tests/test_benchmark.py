@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from dynaforge.benchmark import evaluate_model, leaderboard_rows, run_benchmark
-from dynaforge.tasks import ForecastingTaskConfig, build_forecasting_data
+from dynaforge.benchmark import leaderboard_rows, run_benchmark
+from dynaforge.tasks import ForecastingTaskConfig, build_forecasting_data, get_task
+
+LORENZ = get_task("lorenz63")
 
 TINY_TASK = {
     "train_points": 1200,
@@ -64,7 +66,8 @@ class _Exploding:
 
 
 def test_diverging_forecast_is_scored_not_raised(tiny_data):
-    scores, arrays = evaluate_model(_Exploding(), tiny_data)
+    evaluation = LORENZ.evaluate(_Exploding(), tiny_data)
+    scores, arrays = evaluation.scores, evaluation.arrays
     assert scores["diverged_fraction"] == 1.0
     assert scores["climate_distance"] == float("inf") and not scores["on_attractor"]
     assert scores["vpt"]["0.4"]["median"] <= 3 * 0.04 / (1 / 0.906) + 1e-12
@@ -88,6 +91,7 @@ def test_run_benchmark_writes_run_folder(tiny_data, tmp_path):
         },
     }
     doc = run_benchmark(
+        LORENZ,
         tiny_data,
         models,
         tmp_path,
@@ -126,6 +130,6 @@ def test_leaderboard_rows_rank_by_median():
             "n_parameters": 0,
         }
 
-    rows = leaderboard_rows({"a": entry(1.0), "b": entry(3.0), "c": entry(2.0)})
+    rows = leaderboard_rows(LORENZ, {"a": entry(1.0), "b": entry(3.0), "c": entry(2.0)})
     assert [r["model"] for r in rows] == ["b", "c", "a"]
     assert [r["rank"] for r in rows] == [1, 2, 3]

@@ -13,8 +13,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from dynaforge.tasks import get_task
 from dynaforge.tune.local_postgres import local_postgres, server_binaries
-from dynaforge.tune.run import objective_text, prepare_study
+from dynaforge.tune.run import prepare_study
 from dynaforge.tune.space import parse_space
 from dynaforge.tune.storage import StorageError, default_storage_url, open_storage
 from dynaforge.tune.study import StudyMeta, StudyMismatchError
@@ -46,7 +47,7 @@ def _meta(model="esn", base=None, space=None) -> StudyMeta:
         base_params=base or {"reservoir_size": 50, "washout": 20},
         space=parse_space(space, model=model).to_dict(),
         n_validation=4,
-        objective=objective_text(4),
+        objective=get_task("lorenz63").objective_text(get_task("lorenz63").primary_metric, 4),
     )
 
 
@@ -219,6 +220,25 @@ def test_existing_study_with_another_direction_or_space_is_refused(tmp_path):
     other = _meta(space={"spectral_radius": {"low": 0.1, "high": 1.0}})
     with pytest.raises(StudyMismatchError, match="another search space"):
         prepare_study(_spec(url, tmp_path, n_trials=2, meta=other, name="esn"), log=lambda m: None)
+
+
+def test_a_study_made_before_task_metrics_resumes(tmp_path):
+    """A study stored by an earlier dynaforge (no metric or direction in its metadata, only the
+    task settings that differed from the defaults) is the same study as today's, whose
+    settings are complete."""
+    url = default_storage_url(tmp_path)
+    study = prepare_study(_spec(url, tmp_path, n_trials=2, name="old"), log=lambda m: None)
+    old = {k: v for k, v in _meta().to_json().items() if k not in ("metric", "direction")}
+    study.set_user_attr("dynaforge", old)
+    full = get_task("lorenz63").make_config(TINY_TASK)
+    import dataclasses
+
+    meta = dataclasses.replace(_meta(), task_config=json.loads(
+        json.dumps(dataclasses.asdict(full))))  # fmt: skip
+    prepare_study(_spec(url, tmp_path, n_trials=2, meta=meta, name="old"), log=lambda m: None)
+    other = dataclasses.replace(meta, task_config={**meta.task_config, "context_steps": 41})
+    with pytest.raises(StudyMismatchError, match="another task settings"):
+        prepare_study(_spec(url, tmp_path, n_trials=2, meta=other, name="old"), log=lambda m: None)
 
 
 def test_unreachable_or_unknown_storage_is_a_clear_error(tmp_path):

@@ -251,14 +251,14 @@ def _train_stacks_in_processes(
     errors = ctx.SimpleQueue()
     bar = None
     if progress:
-        from tqdm import tqdm
+        from dynaforge.progress import progress_bar
 
-        bar = tqdm(
-            total=(ae_config.epochs + ae_config.refinement_epochs) * len(stacks),
+        bar = progress_bar(
+            (ae_config.epochs + ae_config.refinement_epochs) * len(stacks),
             desc="sindy-ae stacks",
             unit="epoch",
             leave=False,
-            dynamic_ncols=True,
+            min_interval=30.0,
         )
     try:
         exit_codes = run_processes(

@@ -77,10 +77,11 @@ def integrate_rk4(
     x = x0 if differentiable else store[0].T
     h = dt / substeps
     iterator = range(1, steps + 1)
+    bar = None
     if progress:
-        from tqdm import tqdm
+        from dynaforge.progress import progress_bar
 
-        iterator = tqdm(iterator, desc="RK4", unit="step", mininterval=0.5)
+        bar = progress_bar(steps, desc="RK4", unit="step", min_interval=10.0, leave=False)
     for k in iterator:
         t = t0 + (k - 1) * dt
         for j in range(substeps):
@@ -89,6 +90,10 @@ def integrate_rk4(
             states.append(x)
         else:
             store[k] = x.T
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
     if differentiable:
         return torch.stack(states, dim=1)
     # (steps+1, dim, N) -> (N, steps+1, dim), one copy at the end.

@@ -25,8 +25,9 @@ from torch import nn
 #: may raise to stop training (Optuna pruning does).
 EpochCallback = Callable[[int, dict[str, float]], None]
 
-#: A loss maps (module, inputs (B, L, D), targets (B, K, D)) to a scalar.
-LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+#: A loss maps (module, *batch) to a scalar: a batch is the same rows of every tensor of the
+#: training data (forecasters: inputs (B, L, D), targets (B, K, D) and maybe static (B, S)).
+LossFn = Callable[..., torch.Tensor]
 
 
 @dataclasses.dataclass
@@ -86,6 +87,20 @@ class TrainConfig:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
 
 
+def as_train_config(train: TrainConfig | dict | None) -> TrainConfig:
+    """A model's ``train`` hyperparameter as a :class:`TrainConfig` (None: the defaults; a
+    dict: its fields, unknown names refused)."""
+    if train is None:
+        return TrainConfig()
+    if isinstance(train, TrainConfig):
+        return train
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = set(train) - known
+    if unknown:
+        raise ValueError(f"unknown training options {sorted(unknown)}; known: {sorted(known)}")
+    return TrainConfig(**train)
+
+
 def resolve_device(device: str = "auto") -> torch.device:
     """``"auto"`` → the first CUDA device when one is present, else the CPU."""
     if device == "auto":
@@ -123,14 +138,23 @@ class TrainResult:
 
 
 @torch.no_grad()
-def _evaluate(module, loss_fn, inputs, targets, batch_size) -> float:
+def _evaluate(module, loss_fn, tensors, batch_size) -> float:
     module.eval()
     total, count = 0.0, 0
-    for start in range(0, inputs.shape[0], batch_size):
-        xb, yb = inputs[start : start + batch_size], targets[start : start + batch_size]
-        total += float(loss_fn(module, xb, yb)) * xb.shape[0]
-        count += xb.shape[0]
+    for start in range(0, tensors[0].shape[0], batch_size):
+        batch = [t[start : start + batch_size] for t in tensors]
+        total += float(loss_fn(module, *batch)) * batch[0].shape[0]
+        count += batch[0].shape[0]
     return total / max(count, 1)
+
+
+def _to_device(tensors: tuple[torch.Tensor, ...], device: torch.device) -> list[torch.Tensor]:
+    """Floating tensors as float32 on ``device``; integer ones (lengths, indices) keep their
+    dtype."""
+    return [
+        t.to(device=device, dtype=torch.float32) if t.is_floating_point() else t.to(device)
+        for t in tensors
+    ]
 
 
 def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
@@ -142,8 +166,8 @@ def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
 def train_module(
     module: nn.Module,
     loss_fn: LossFn,
-    train_data: tuple[torch.Tensor, torch.Tensor],
-    val_data: tuple[torch.Tensor, torch.Tensor] | None,
+    train_data: tuple[torch.Tensor, ...],
+    val_data: tuple[torch.Tensor, ...] | None,
     config: TrainConfig,
     *,
     checkpoint: str | os.PathLike | None = None,
@@ -154,10 +178,11 @@ def train_module(
 
     Args:
         module: the network (any device; it is moved to ``config.device``).
-        loss_fn: maps ``(module, inputs (B, L, D), targets (B, K, D))`` to a scalar loss (the
-            forecasters' multi-step rollout MSE, :func:`dynaforge.models.neural.window_loss`).
-        train_data: ``inputs (M, L, D)`` and ``targets (M, K, D)`` with ``K >= rollout_steps``
-            (only the first ``rollout_steps`` targets are used), in the model's units.
+        loss_fn: maps ``(module, *batch)`` to a scalar loss, where ``batch`` holds the same
+            rows of every tensor in ``train_data`` (forecasters: the multi-step rollout MSE
+            :func:`dynaforge.models.neural.window_loss` of ``(inputs, targets[, static])``).
+        train_data: tensors with one row per training example, in the model's units (floating
+            tensors are trained in float32; integer ones, e.g. lengths, keep their dtype).
         val_data: the same for validation (early stopping); None trains all epochs.
         config: loop hyperparameters.
         checkpoint: file to write after every epoch; if it exists, training resumes from it.
@@ -165,14 +190,14 @@ def train_module(
     """
     device = resolve_device(config.device)
     module.to(device)
-    k = config.rollout_steps
-    x_train = train_data[0].to(device=device, dtype=torch.float32)
-    y_train = train_data[1][:, :k].to(device=device, dtype=torch.float32)
-    if y_train.shape[1] < k:
-        raise ValueError(f"targets hold {train_data[1].shape[1]} steps, rollout_steps is {k}")
-    if val_data is not None:
-        x_val = val_data[0].to(device=device, dtype=torch.float32)
-        y_val = val_data[1][:, :k].to(device=device, dtype=torch.float32)
+    train_tensors = _to_device(tuple(train_data), device)
+    n = train_tensors[0].shape[0]
+    if n == 0 or any(t.shape[0] != n for t in train_tensors):
+        raise ValueError(
+            f"training data must be tensors with the same number (>= 1) of rows, got "
+            f"{[tuple(t.shape) for t in train_tensors]}"
+        )
+    val_tensors = _to_device(tuple(val_data), device) if val_data is not None else None
     try:  # the fused kernel: one op for all parameters (3x cheaper step on a CPU, measured)
         optimizer = torch.optim.AdamW(
             module.parameters(),
@@ -199,19 +224,13 @@ def train_module(
         best_state = state["best_state"]
         start_epoch, elapsed_before = state["epoch"], state["elapsed_s"]
 
-    n = x_train.shape[0]
     steps_per_epoch = max(1, math.ceil(n / config.batch_size))
     bar = None
     if config.progress:
-        from tqdm import tqdm
+        from dynaforge.progress import progress_bar
 
-        bar = tqdm(
-            total=config.epochs,
-            initial=start_epoch,
-            desc=description,
-            unit="epoch",
-            leave=False,
-            dynamic_ncols=True,
+        bar = progress_bar(
+            config.epochs, initial=start_epoch, desc=description, unit="epoch", leave=False
         )
     t0 = time.perf_counter()
     stopped_early = False
@@ -230,7 +249,7 @@ def train_module(
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate_at(progress_epochs, config)
             idx = perm[step * config.batch_size : (step + 1) * config.batch_size]
-            loss = loss_fn(module, x_train[idx], y_train[idx])
+            loss = loss_fn(module, *[t[idx] for t in train_tensors])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip is not None:
@@ -245,8 +264,8 @@ def train_module(
                 "lower the learning rate or enable gradient clipping"
             )
         val_loss = (
-            _evaluate(module, loss_fn, x_val, y_val, 4 * config.batch_size)
-            if val_data is not None
+            _evaluate(module, loss_fn, val_tensors, 4 * config.batch_size)
+            if val_tensors is not None
             else train_loss
         )
         history["epoch"].append(epoch + 1)
@@ -273,10 +292,10 @@ def train_module(
                 },
             )
         if bar is not None:
-            bar.update(1)
             bar.set_postfix(
                 train=f"{train_loss:.2e}", val=f"{val_loss:.2e}", best=f"{best_val:.2e}"
             )
+            bar.update(1)
         if on_epoch_end is not None:
             on_epoch_end(
                 epoch + 1, {"train_loss": train_loss, "val_loss": val_loss, "lr": history["lr"][-1]}

@@ -14,7 +14,7 @@ import torch
 
 from dynaforge.data import Trajectories
 from dynaforge.integrate import integrate_rk4
-from dynaforge.models.base import AbstractForecaster
+from dynaforge.models.base import RAGGED, SHAPED_STATE, SYSTEM_EQUATIONS, AbstractForecaster
 from dynaforge.systems import get_system
 
 
@@ -23,17 +23,17 @@ class Persistence(AbstractForecaster):
 
     name = "persistence"
     kind = "baseline"
+    capabilities = frozenset({SHAPED_STATE, RAGGED})
 
     def __init__(self) -> None:
         pass
 
-    def fit(self, train: Trajectories, val: Trajectories | None = None) -> Persistence:
-        self.dim_ = train.dim
-        self.fitted_ = True
-        return self
+    def _fit(self, train: Trajectories, val: Trajectories | None = None) -> None:
+        pass
 
-    def forecast(self, context: torch.Tensor, horizon: int) -> torch.Tensor:
-        context = self._check_context(context, horizon)
+    def _forecast(
+        self, context: torch.Tensor, horizon: int, static: torch.Tensor | None
+    ) -> torch.Tensor:
         return context[:, -1:].expand(-1, horizon, -1).clone()
 
     def _state(self) -> dict[str, Any]:
@@ -55,6 +55,9 @@ class RK4Baseline(AbstractForecaster):
 
     name = "rk4"
     kind = "baseline"
+    # The system's own state: a vector of its dimension.
+    capabilities = frozenset({RAGGED})
+    needs = frozenset({SYSTEM_EQUATIONS})
 
     def __init__(
         self,
@@ -69,7 +72,7 @@ class RK4Baseline(AbstractForecaster):
         self.substeps = substeps
         self.dt = dt
 
-    def fit(self, train: Trajectories, val: Trajectories | None = None) -> RK4Baseline:
+    def _fit(self, train: Trajectories, val: Trajectories | None = None) -> None:
         system = get_system(self.system, **(self.parameters or {}))
         if train.dim != system.dim:
             raise ValueError(
@@ -77,12 +80,10 @@ class RK4Baseline(AbstractForecaster):
             )
         if self.dt is None:
             self.dt = train.dt
-        self.dim_ = train.dim
-        self.fitted_ = True
-        return self
 
-    def forecast(self, context: torch.Tensor, horizon: int) -> torch.Tensor:
-        context = self._check_context(context, horizon)
+    def _forecast(
+        self, context: torch.Tensor, horizon: int, static: torch.Tensor | None
+    ) -> torch.Tensor:
         system = get_system(self.system, **(self.parameters or {}))
         with torch.no_grad():
             path = integrate_rk4(

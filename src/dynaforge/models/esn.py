@@ -161,7 +161,7 @@ class EchoStateNetwork(AbstractForecaster):
         return pred
 
     # -- contract -----------------------------------------------------------------------------
-    def fit(self, train: Trajectories, val: Trajectories | None = None) -> EchoStateNetwork:
+    def _fit(self, train: Trajectories, val: Trajectories | None = None) -> None:
         self._check_params()
         if train.n_steps <= self.washout + 1:
             raise ValueError(
@@ -193,8 +193,6 @@ class EchoStateNetwork(AbstractForecaster):
             self._accumulate(gram, cross, x_states, y)
             count += x_states.shape[0]
         self.w_out_ = self._solve(gram, cross, count)
-        self.fitted_ = True
-        return self
 
     def _accumulate(
         self, gram: np.ndarray, cross: np.ndarray, states: np.ndarray, targets: np.ndarray
@@ -235,8 +233,9 @@ class EchoStateNetwork(AbstractForecaster):
     def n_parameters(self) -> int:
         return int(self.w_out_.size) if self.is_fitted else 0
 
-    def forecast(self, context: torch.Tensor, horizon: int) -> torch.Tensor:
-        context = self._check_context(context, horizon)
+    def _forecast(
+        self, context: torch.Tensor, horizon: int, static: torch.Tensor | None
+    ) -> torch.Tensor:
         u = self.normalizer_.transform(context).numpy()
         batch = u.shape[0]
         _, r = self._drive(u, np.zeros((self.reservoir_size, batch)))

@@ -30,8 +30,14 @@ from dynaforge.models.base import (
     AbstractEstimator,
     GradientTrained,
 )
-from dynaforge.models.neural import _as_train_config
-from dynaforge.train import EpochCallback, TrainConfig, TrainResult, resolve_device, train_module
+from dynaforge.train import (
+    EpochCallback,
+    TrainConfig,
+    TrainResult,
+    as_train_config,
+    resolve_device,
+    train_module,
+)
 
 #: Trajectories read at once by ``predict`` (bounds the memory of a large test set on a GPU).
 _PREDICT_BATCH = 4096
@@ -120,7 +126,7 @@ def _estimator_loss(
     return torch.mean((pred - targets) ** 2)
 
 
-class RecurrentEstimator(AbstractEstimator, GradientTrained):
+class RecurrentEstimator(GradientTrained, AbstractEstimator):
     """Stacked recurrent network reading a whole trajectory; parameters from its last state.
 
     States are z-scored with their training statistics (valid samples only); static inputs,
@@ -157,7 +163,7 @@ class RecurrentEstimator(AbstractEstimator, GradientTrained):
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.dropout = dropout
-        self.train = _as_train_config(train)
+        self.train = as_train_config(train)
 
     def get_params(self) -> dict[str, Any]:
         params = super().get_params()
@@ -275,16 +281,6 @@ class RecurrentEstimator(AbstractEstimator, GradientTrained):
             self.module_.train(was_training)
 
     # -- facts and persistence --------------------------------------------------------------
-    @property
-    def training_history(self) -> dict[str, list[float]] | None:
-        return getattr(self, "history_", None)
-
-    @property
-    def n_parameters(self) -> int:
-        if not self.is_fitted:
-            return 0
-        return sum(p.numel() for p in self.module_.parameters() if p.requires_grad)
-
     def _state(self) -> dict[str, Any]:
         return {
             "dim": self.dim_,

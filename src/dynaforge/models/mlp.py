@@ -10,10 +10,17 @@ from dynaforge.train import TrainConfig
 
 
 class _MLPCore(nn.Module):
-    def __init__(self, dim: int, context_length: int, hidden_size: int, num_layers: int) -> None:
+    def __init__(
+        self,
+        dim: int,
+        context_length: int,
+        hidden_size: int,
+        num_layers: int,
+        in_dim: int | None = None,
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        width = dim * context_length
+        width = (in_dim or dim) * context_length
         for _ in range(num_layers):
             layers += [nn.Linear(width, hidden_size), nn.GELU()]
             width = hidden_size
@@ -48,5 +55,5 @@ class MLPForecaster(AbstractNeuralForecaster):
         self.num_layers = num_layers
         self._init_common(context_length, train)
 
-    def _build_core(self, dim: int) -> nn.Module:
-        return _MLPCore(dim, self.context_length, self.hidden_size, self.num_layers)
+    def _build_core(self, dim: int, in_dim: int) -> nn.Module:
+        return _MLPCore(dim, self.context_length, self.hidden_size, self.num_layers, in_dim)

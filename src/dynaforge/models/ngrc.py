@@ -76,7 +76,7 @@ class NGRC(AbstractForecaster):
             parts.append(lin[:, index].prod(dim=-1))
         return torch.cat(parts, dim=1)
 
-    def fit(self, train: Trajectories, val: Trajectories | None = None) -> NGRC:
+    def _fit(self, train: Trajectories, val: Trajectories | None = None) -> None:
         if self.delays < 1 or self.skip < 1 or self.degree < 1:
             raise ValueError("delays, skip and degree must all be >= 1")
         if self.ridge < 0 or not self.feature_scale > 0:
@@ -101,15 +101,14 @@ class NGRC(AbstractForecaster):
         gram = feats.T @ feats
         gram.diagonal().add_(self.ridge * m)
         self.w_out_ = torch.linalg.solve(gram, feats.T @ target)
-        self.fitted_ = True
-        return self
 
     @property
     def n_parameters(self) -> int:
         return int(self.w_out_.numel()) if self.is_fitted else 0
 
-    def forecast(self, context: torch.Tensor, horizon: int) -> torch.Tensor:
-        context = self._check_context(context, horizon)
+    def _forecast(
+        self, context: torch.Tensor, horizon: int, static: torch.Tensor | None
+    ) -> torch.Tensor:
         k = self.min_context
         window = self.normalizer_.transform(context[:, -k:])
         out = torch.empty(context.shape[0], horizon, self.dim_, dtype=torch.float64)

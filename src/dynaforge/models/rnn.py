@@ -15,11 +15,17 @@ from dynaforge.train import TrainConfig
 
 class _RecurrentCore(nn.Module):
     def __init__(
-        self, cell: type[nn.RNNBase], dim: int, hidden_size: int, num_layers: int, dropout: float
+        self,
+        cell: type[nn.RNNBase],
+        dim: int,
+        hidden_size: int,
+        num_layers: int,
+        dropout: float,
+        in_dim: int | None = None,
     ) -> None:
         super().__init__()
         self.rnn = cell(
-            dim,
+            in_dim or dim,
             hidden_size,
             num_layers=num_layers,
             batch_first=True,
@@ -37,7 +43,7 @@ class _RecurrentCore(nn.Module):
         return self.head(out), state
 
     def advance(self, x: torch.Tensor, state):
-        """Feed one more state ``x`` ``(B, D)``; the next increment and the new state."""
+        """Feed one more input ``x`` ``(B, in_dim)``; the next increment and the new state."""
         out, state = self.rnn(x[:, None], state)
         return self.head(out[:, 0]), state
 
@@ -70,8 +76,10 @@ class LSTMForecaster(AbstractNeuralForecaster):
         self.dropout = dropout
         self._init_common(context_length, train)
 
-    def _build_core(self, dim: int) -> nn.Module:
-        return _RecurrentCore(self.cell, dim, self.hidden_size, self.num_layers, self.dropout)
+    def _build_core(self, dim: int, in_dim: int) -> nn.Module:
+        return _RecurrentCore(
+            self.cell, dim, self.hidden_size, self.num_layers, self.dropout, in_dim
+        )
 
 
 class GRUForecaster(LSTMForecaster):

@@ -147,6 +147,8 @@ class SINDy(AbstractForecaster):
     """
 
     name = "sindy"
+    # Equations in named vector components (symbols), learned from equal-length trajectories.
+    capabilities = frozenset()
 
     def __init__(
         self,
@@ -254,6 +256,15 @@ class SINDy(AbstractForecaster):
         self._check_params()
         if not isinstance(train, Trajectories):
             raise ValueError(f"train must be a Trajectories, got {type(train).__name__}")
+        return super().fit(train, val, x_dot=x_dot)
+
+    def _fit(
+        self,
+        train: Trajectories,
+        val: Trajectories | None = None,
+        *,
+        x_dot: np.ndarray | torch.Tensor | None = None,
+    ) -> None:
         library = parse_library(self.library).fit(train.state_names)
         x = train.x.numpy()
         dt = float(train.dt)
@@ -296,8 +307,6 @@ class SINDy(AbstractForecaster):
         self.data_max_ = flat.max(axis=0)
         self.diagnostics_ = diagnostics
         self._prepare_fast_path()
-        self.fitted_ = True
-        return self
 
     @staticmethod
     def _features(library: AbstractLibrary, x: np.ndarray) -> np.ndarray:
@@ -632,10 +641,11 @@ class SINDy(AbstractForecaster):
             bounds=(float(low), float(high)),
         )
 
-    def forecast(self, context: torch.Tensor, horizon: int) -> torch.Tensor:
+    def _forecast(
+        self, context: torch.Tensor, horizon: int, static: torch.Tensor | None
+    ) -> torch.Tensor:
         """RK4 from the last context state, ``substeps`` steps per data ``dt``; a diverging
         model gives non-finite values (no exception)."""
-        context = self._check_context(context, horizon)
         x = context[:, -1].numpy().copy()
         out = np.empty((x.shape[0], horizon, self.dim_))
         h = self.dt_ / self.substeps

@@ -829,15 +829,11 @@ def _train_stack(
     diverged_at: list[int | None] = [None] * n_models
     bar = None
     if progress:
-        from tqdm import tqdm
+        from dynaforge.progress import progress_bar
 
         label = f"seed {seeds[0]}" if n_models == 1 else f"seeds {seeds[0]}..{seeds[-1]}"
-        bar = tqdm(
-            total=total_epochs,
-            desc=f"sindy-ae {label}",
-            unit="epoch",
-            leave=False,
-            dynamic_ncols=True,
+        bar = progress_bar(
+            total_epochs, desc=f"sindy-ae {label}", unit="epoch", leave=False, min_interval=30.0
         )
     read_upto = 0
 
@@ -871,11 +867,11 @@ def _train_stack(
                 for j, name in enumerate(LOSS_NAMES):
                     val_history[s][name].append(float(values[s, j]))
         if bar is not None:
-            bar.update(upto - read_upto)
             bar.set_postfix(
                 loss=f"{np.nanmin(chunk[-1, :, 0]):.3e}",
                 terms=",".join(str(int(a)) for a in active[-1]),
             )
+            bar.update(upto - read_upto)
         read_upto = upto
 
     t0 = time.perf_counter()

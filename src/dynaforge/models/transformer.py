@@ -37,9 +37,10 @@ class _TransformerCore(nn.Module):
         num_layers: int,
         dim_feedforward: int,
         dropout: float,
+        in_dim: int | None = None,
     ) -> None:
         super().__init__()
-        self.embed = nn.Linear(dim, d_model)
+        self.embed = nn.Linear(in_dim or dim, d_model)
         self.register_buffer("positions", sinusoidal_positions(context_length, d_model))
         self.register_buffer(
             "causal_mask", nn.Transformer.generate_square_subsequent_mask(context_length)
@@ -106,7 +107,7 @@ class TransformerForecaster(AbstractNeuralForecaster):
         self.dropout = dropout
         self._init_common(context_length, train)
 
-    def _build_core(self, dim: int) -> nn.Module:
+    def _build_core(self, dim: int, in_dim: int) -> nn.Module:
         return _TransformerCore(
             dim,
             self.context_length,
@@ -115,4 +116,5 @@ class TransformerForecaster(AbstractNeuralForecaster):
             self.num_layers,
             self.dim_feedforward,
             self.dropout,
+            in_dim,
         )

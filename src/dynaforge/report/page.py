@@ -180,6 +180,27 @@ def as_float(x: object) -> float | None:
         return None
 
 
+def format_value(x: object, spec: str, *, non_finite: str | None = None) -> str:
+    """``x`` formatted with ``spec``; a dash when it is missing, and ``non_finite`` (default:
+    ``inf`` / ``nan`` as Python writes them) when it is not finite."""
+    f = as_float(x)
+    if f is None:
+        return DASH
+    if not math.isfinite(f):
+        return str(f) if non_finite is None else non_finite
+    return format(f, spec)
+
+
+def load_npz(path: Path) -> dict:
+    """The arrays of an ``.npz`` file (``{}`` when it does not exist); never unpickles."""
+    import numpy as np
+
+    if not path.is_file():
+        return {}
+    with np.load(path, allow_pickle=False) as data:
+        return {k: np.asarray(data[k]) for k in data.files}
+
+
 def format_number(x: object) -> str:
     """Four significant digits, or a dash for a missing or non-finite value."""
     f = as_float(x)

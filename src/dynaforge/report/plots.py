@@ -70,6 +70,7 @@ def plot_trajectories(
     context: np.ndarray | None = None,
     colors: Mapping[str, Color] | None = None,
     title: str | None = None,
+    xlabel: str = "time (Lyapunov times)",
 ) -> Figure:
     """True vs forecast time series of one test sample, one subplot per state dimension.
 
@@ -111,7 +112,7 @@ def plot_trajectories(
             ax.set_xlim(ctx_t[0] if ctx_t is not None and ctx_t.size else 0.0, t[-1])
         ax.set_ylabel(names[d])
         ax.grid(alpha=0.3)
-    axes[-1].set_xlabel("time (Lyapunov times)")
+    axes[-1].set_xlabel(xlabel)
     axes[0].legend(loc="upper right", fontsize="small", ncol=min(4, len(preds) + 2))
     fig.suptitle(title if title is not None else f"test sample {sample}")
     return fig
@@ -178,15 +179,17 @@ def plot_attractor(
 def plot_error_growth(
     t: np.ndarray,
     nrmse: Mapping[str, np.ndarray],
-    eps: float = 0.4,
+    eps: float | None = 0.4,
     *,
     colors: Mapping[str, Color] | None = None,
+    xlabel: str = "time (Lyapunov times)",
+    ylabel: str = "nRMSE (median, IQR band)",
 ) -> Figure:
-    """Median nRMSE over test samples vs time, with the interquartile band, per model.
+    """Median error over test samples vs time, with the interquartile band, per model.
 
     ``nrmse[name]`` is ``(B, H)``. NaN, +inf and values above :data:`NRMSE_CAP` are drawn at
     the cap (a diverged forecast is as wrong as it gets); the y-axis is logarithmic and a
-    horizontal line marks the VPT threshold ``eps``.
+    horizontal line marks the VPT threshold ``eps`` (none when ``eps`` is None).
     """
     t = np.asarray(t, dtype=float)
     colors = dict(colors) if colors is not None else model_colors(list(nrmse))
@@ -203,10 +206,11 @@ def plot_error_growth(
         n = min(t.size, med.size)
         ax.plot(t[:n], med[:n], color=colors.get(name), lw=1.5, label=name)
         ax.fill_between(t[:n], q25[:n], q75[:n], color=colors.get(name), alpha=0.2, lw=0)
-    ax.axhline(eps, color="0.3", ls="--", lw=1.0, label=f"ε = {eps:g}")
+    if eps is not None:
+        ax.axhline(eps, color="0.3", ls="--", lw=1.0, label=f"ε = {eps:g}")
     ax.set_yscale("log")
-    ax.set_xlabel("time (Lyapunov times)")
-    ax.set_ylabel("nRMSE (median, IQR band)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     if clipped:
         ax.set_title(f"error growth (non-finite / > {NRMSE_CAP:g} drawn at {NRMSE_CAP:g})")
     else:
@@ -367,6 +371,44 @@ def plot_autocorrelation(
     ax.set_title("autocorrelation of the training data")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
+    return fig
+
+
+def plot_parity(
+    truth: np.ndarray,
+    preds: Mapping[str, np.ndarray],
+    *,
+    names: Sequence[str] | None = None,
+    colors: Mapping[str, Color] | None = None,
+) -> Figure:
+    """Inferred against true parameters: one panel per parameter, one colour per model.
+
+    ``truth`` is ``(B, P)``; each ``preds[name]`` is ``(B, P)``. Non-finite predictions are left
+    out; the diagonal marks a perfect estimate.
+    """
+    truth = np.asarray(truth, dtype=float)
+    truth = truth[:, None] if truth.ndim == 1 else truth
+    n_params = truth.shape[1]
+    labels = _state_names(names, n_params)
+    colors = dict(colors) if colors is not None else model_colors(list(preds))
+    fig = Figure(figsize=(4.2 * min(n_params, 3), 4.0 * -(-n_params // 3)), layout="constrained")
+    axes = fig.subplots(-(-n_params // 3), min(n_params, 3), squeeze=False).ravel()
+    for p, ax in enumerate(axes):
+        if p >= n_params:
+            ax.set_visible(False)
+            continue
+        lo, hi = _finite_range(truth[:, p])
+        for name, pred in preds.items():
+            y = np.asarray(pred, dtype=float)
+            y = y[:, None] if y.ndim == 1 else y
+            ok = np.isfinite(y[:, p])
+            ax.scatter(truth[ok, p], y[ok, p], s=10, alpha=0.6, color=colors.get(name), label=name)
+        ax.plot([lo, hi], [lo, hi], color=TRUTH_COLOR, lw=1.0, ls="--")
+        ax.set_xlabel(f"true {labels[p]}")
+        ax.set_ylabel(f"inferred {labels[p]}")
+        ax.grid(alpha=0.3)
+    if preds:
+        axes[0].legend(fontsize="small")
     return fig
 
 

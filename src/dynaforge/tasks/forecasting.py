@@ -1,383 +1,286 @@
-"""The forecasting task: a data recipe plus what is predicted and how it is scored.
+"""Forecasting tasks in general: test contexts, the truth after them, errors per lead time.
 
-A task produces a :class:`ForecastingData`: training and validation trajectories (what models
-may see), and test contexts with their truth (what they are scored on). Test initial
-conditions are drawn from their own random stream and integrated with the reference solver
-(DOP853 at 1e-12), never with the coarse RK4 a baseline uses. Noise, when asked for, is added
-to what a model sees (training data and test contexts), never to the truth it is scored
-against.
+:class:`AbstractForecastingTask` is the declaration a forecasting task starts from: models
+meet the forecaster contract, the test part is contexts ``(B, L, *state)`` (with their static
+inputs) and the truth after them ``(B, H, *state)``, and a forecast is scored by its error
+against that truth. A concrete task only says how it builds its data
+(:meth:`~dynaforge.tasks.base.AbstractTask.build_data` returning :class:`ForecastData`, and a
+:class:`ValidationSet` for tuning), its configuration and presets; it may replace the metrics
+(the chaotic-systems task scores valid prediction time instead, :mod:`.chaotic`).
+
+Default metrics, all minimised, over the test forecasts: ``rmse`` (the mean over forecasts of
+each forecast's root-mean-square error over its horizon and state), ``rmse_median``,
+``nrmse`` (RMSE divided by the truth's standard deviation per state component) and
+``diverged_fraction`` (forecasts that became non-finite).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
-from dynaforge.data import Trajectories, read_trajectories, split_by_time, split_by_trajectory
-from dynaforge.integrate import integrate_reference
-from dynaforge.simulate import simulate
-from dynaforge.systems import get_system
+from dynaforge.models.base import AbstractForecaster, GradientTrained
+from dynaforge.report.page import format_value as _num
+from dynaforge.tasks.base import MINIMIZE, AbstractTask, Column, Evaluation, Metric, TaskData
 
 
-@dataclasses.dataclass
-class ForecastingTaskConfig:
-    """How the data of a forecasting benchmark is made.
-
-    Attributes:
-        system: system name (ignored for the dynamics when ``data`` is given).
-        dt: sampling interval (time units); the system's default when None.
-        train_points: total training samples (trajectories × steps).
-        train_trajectories: number of training trajectories the points are spread over.
-        val_points: total validation samples, spread over ``val_trajectories``.
-        val_trajectories: number of validation trajectories.
-        n_test: number of test initial conditions (forecasts scored).
-        context_steps: truth steps given to each model before a test forecast.
-        horizon_lyapunov: test forecast length in natural time units (Lyapunov times).
-        n_climate: test samples whose forecast runs on to ``climate_lyapunov``.
-        climate_lyapunov: length of the long free runs scored for climate.
-        noise: Gaussian observation noise, std = noise × per-dimension std (train + contexts).
-        seed: seeds the training, validation and test initial conditions (separate streams).
-        data: a user's file (HDF5/CSV/NPY) instead of simulation; split by trajectory when it
-            holds at least 3, else by contiguous time blocks.
-        data_dt: sampling interval for an NPY file (which carries no time axis).
-    """
-
-    system: str = "lorenz63"
-    dt: float | None = None
-    train_points: int = 40_000
-    train_trajectories: int = 20
-    val_points: int = 8_000
-    val_trajectories: int = 4
-    n_test: int = 100
-    context_steps: int = 200
-    horizon_lyapunov: float = 20.0
-    n_climate: int = 10
-    climate_lyapunov: float = 100.0
-    noise: float = 0.0
-    seed: int = 0
-    data: str | None = None
-    data_dt: float | None = None
-
-    def __post_init__(self) -> None:
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if field.type in ("int",) and (not isinstance(value, int) or isinstance(value, bool)):
-                raise ValueError(f"task setting {field.name} must be an integer, got {value!r}")
-            if (
-                field.type in ("float", "float | None")
-                and value is not None
-                and (not isinstance(value, (int, float)) or isinstance(value, bool))
-            ):
-                raise ValueError(f"task setting {field.name} must be a number, got {value!r}")
-        if self.noise < 0 or not math.isfinite(self.noise):
-            raise ValueError(f"noise must be a non-negative number, got {self.noise}")
-        if self.dt is not None and not (math.isfinite(self.dt) and self.dt > 0):
-            raise ValueError(f"dt must be a positive number, got {self.dt}")
-        for name in (
-            "train_points",
-            "train_trajectories",
-            "val_points",
-            "val_trajectories",
-            "n_test",
-            "context_steps",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.data is None and not 0 <= self.n_climate <= self.n_test:
-            raise ValueError(f"n_climate must be in [0, n_test], got {self.n_climate}")
-
-
-@dataclasses.dataclass
-class ForecastingData:
-    """Everything a benchmark needs, in physical units.
+@dataclasses.dataclass(kw_only=True)
+class ForecastData(TaskData):
+    """A forecasting task's data, in physical units.
 
     Attributes:
-        train, val: trajectories models may learn from.
-        test_context: ``(B, L, D)`` observed states before each test forecast.
-        test_truth: ``(B, H, D)`` truth after each context (the scored horizon).
-        climate_truth: ``(C, Hc, D)`` long truth continuing the first ``C`` test contexts.
-        scale: ``(D,)`` per-dimension standard deviation of the attractor (error normaliser).
-        dt: sampling interval; time_scale: the natural time unit (Lyapunov time).
-        state_names: names of the state dimensions.
-        info: facts for the report (system, truth solver, sizes, noise).
+        train, val: Trajectories models learn from.
+        test_context: ``(B, L, *state)`` observed states before each test forecast.
+        test_truth: ``(B, H, *state)`` truth after each context (the scored horizon).
+        test_static: ``(B, *static)`` static inputs of each test forecast, or None.
+        dt: sampling interval (time units).
+        info: facts for ``metrics.json``.
     """
 
-    train: Trajectories
-    val: Trajectories
     test_context: torch.Tensor
     test_truth: torch.Tensor
-    climate_truth: torch.Tensor
-    scale: torch.Tensor
-    dt: float
-    time_scale: float
-    state_names: tuple[str, ...]
-    info: dict
-
-    def score(self, pred: torch.Tensor, eps: float = 0.4) -> torch.Tensor:
-        """Valid prediction time of each test forecast ``pred (B, H, D)`` (the test truth's
-        length), in natural time units."""
-        return _vpt(pred, self.test_truth, self.scale, self.dt, self.time_scale, eps)
+    test_static: torch.Tensor | None = None
+    dt: float = 1.0
 
 
-def _steps_for(duration: float, dt: float) -> int:
-    return max(1, math.ceil(duration / dt - 1e-9))
-
-
-def build_forecasting_data(
-    cfg: ForecastingTaskConfig, *, progress: bool = False
-) -> ForecastingData:
-    """Simulate (or load and split) the data of a forecasting benchmark."""
-    if cfg.data is not None:
-        return _from_file(cfg)
-    system = get_system(cfg.system)
-    dt = cfg.dt if cfg.dt is not None else system.default_dt
-    time_scale = system.time_scale
-    horizon = _steps_for(cfg.horizon_lyapunov * time_scale, dt)
-    climate_horizon = _steps_for(cfg.climate_lyapunov * time_scale, dt) if cfg.n_climate else 0
-
-    train_steps = max(2, math.ceil(cfg.train_points / cfg.train_trajectories))
-    val_steps = max(2, math.ceil(cfg.val_points / cfg.val_trajectories))
-    # Separate seeds per split: no test initial condition is ever seen in training.
-    train = simulate(
-        system,
-        n_traj=cfg.train_trajectories,
-        steps=train_steps - 1,
-        dt=dt,
-        seed=cfg.seed * 3 + 1,
-        progress=progress,
-    )
-    val = simulate(
-        system, n_traj=cfg.val_trajectories, steps=val_steps - 1, dt=dt, seed=cfg.seed * 3 + 2
-    )
-    x0 = system.sample_initial_conditions(
-        cfg.n_test, torch.Generator().manual_seed(cfg.seed * 3 + 3)
-    )
-    # Reference truth: the first n_climate samples run long, the rest only the scored horizon.
-    long_part = (
-        integrate_reference(
-            system.rhs,
-            x0[: cfg.n_climate],
-            dt=dt,
-            steps=cfg.context_steps - 1 + max(horizon, climate_horizon),
-        )
-        if cfg.n_climate
-        else None
-    )
-    short_part = integrate_reference(
-        system.rhs, x0[cfg.n_climate :], dt=dt, steps=cfg.context_steps - 1 + horizon
-    )
-    truth_all = (
-        short_part
-        if long_part is None
-        else torch.cat([long_part[:, : short_part.shape[1]], short_part])
-    )
-    context = truth_all[:, : cfg.context_steps]
-    test_truth = truth_all[:, cfg.context_steps : cfg.context_steps + horizon]
-    climate_truth = (
-        long_part[:, cfg.context_steps : cfg.context_steps + climate_horizon]
-        if long_part is not None
-        else torch.empty(0, 0, system.dim, dtype=torch.float64)
-    )
-    # The error normaliser: per-dimension std of the clean reference runs on the attractor.
-    scale = truth_all.reshape(-1, system.dim).std(dim=0)
-    if cfg.noise > 0:
-        noise_gen = torch.Generator().manual_seed(cfg.seed * 3 + 4)
-        train = train.with_noise(cfg.noise, noise_gen)
-        val = val.with_noise(cfg.noise, noise_gen)
-        context = context + cfg.noise * scale * torch.randn(
-            context.shape, generator=noise_gen, dtype=torch.float64
-        )
-    return ForecastingData(
-        train=train,
-        val=val,
-        test_context=context,
-        test_truth=test_truth,
-        climate_truth=climate_truth,
-        scale=scale,
-        dt=dt,
-        time_scale=time_scale,
-        state_names=system.state_names,
-        info={
-            "system": system.name,
-            "parameters": system.parameters(),
-            "dt": dt,
-            "lyapunov_time": time_scale,
-            "truth": "DOP853 rtol=atol=1e-12",
-            "train_data_solver": train.metadata.get("solver"),
-            "train_points": train.n_trajectories * train.n_steps,
-            "n_test": cfg.n_test,
-            "context_steps": cfg.context_steps,
-            "horizon_steps": horizon,
-            "n_climate": cfg.n_climate,
-            "climate_steps": climate_horizon,
-            "noise": cfg.noise,
-        },
-    )
-
-
-def _from_file(cfg: ForecastingTaskConfig) -> ForecastingData:
-    """A user's own data: split without overlap, score against the held-out data itself."""
-    path = Path(cfg.data)
-    suffix = path.suffix.lower()
-    kwargs = {"dt": cfg.data_dt} if suffix == ".npy" or (suffix == ".csv" and cfg.data_dt) else {}
-    traj = read_trajectories(path, **kwargs)
-    if cfg.noise > 0:
-        traj = traj.with_noise(cfg.noise, torch.Generator().manual_seed(cfg.seed * 3 + 4))
-    try:
-        if traj.n_trajectories >= 3:
-            train, val, test = split_by_trajectory(
-                traj, (0.7, 0.15, 0.15), torch.Generator().manual_seed(cfg.seed)
-            )
-        else:
-            # Gap of one context between blocks so no test window overlaps a training window.
-            train, val, test = split_by_time(traj, (0.7, 0.15, 0.15), gap=cfg.context_steps)
-    except ValueError as exc:
-        raise ValueError(
-            f"too few points in {path} for train/validation/test parts: {exc}"
-        ) from None
-    dt = traj.dt
-    system_name = traj.metadata.get("system")
-    try:
-        time_scale = get_system(system_name).time_scale if system_name else None
-    except (ValueError, NotImplementedError):
-        time_scale = None
-    if time_scale is None:
-        time_scale = get_system(cfg.system).time_scale if cfg.system else 1.0
-    horizon = _steps_for(cfg.horizon_lyapunov * time_scale, dt)
-    span = cfg.context_steps + horizon
-    if test.n_steps < span:
-        horizon = test.n_steps - cfg.context_steps
-        if horizon < 1:
-            raise ValueError(
-                f"too few points: the test part of {path} has {test.n_steps} steps per "
-                f"trajectory, fewer than context_steps + 1 = {cfg.context_steps + 1}"
-            )
-        span = cfg.context_steps + horizon
-    # Test windows: non-overlapping spans from every test trajectory, up to n_test of them.
-    starts = range(0, test.n_steps - span + 1, max(1, span))
-    windows = [test.x[i, s : s + span] for i in range(test.n_trajectories) for s in starts]
-    windows = torch.stack(windows[: cfg.n_test])
-    scale = train.x.reshape(-1, traj.dim).std(dim=0)
-    return ForecastingData(
-        train=train,
-        val=val,
-        test_context=windows[:, : cfg.context_steps],
-        test_truth=windows[:, cfg.context_steps :],
-        climate_truth=torch.empty(0, 0, traj.dim, dtype=torch.float64),
-        scale=scale,
-        dt=dt,
-        time_scale=time_scale,
-        state_names=traj.state_names,
-        info={
-            "system": system_name or "unknown",
-            "dt": dt,
-            "lyapunov_time": time_scale,
-            "truth": f"held-out part of {path.name}",
-            "train_points": train.n_trajectories * train.n_steps,
-            "n_test": int(windows.shape[0]),
-            "context_steps": cfg.context_steps,
-            "horizon_steps": horizon,
-            "n_climate": 0,
-            "noise": cfg.noise,
-            "data": str(path),
-        },
-    )
-
-
-@dataclasses.dataclass
-class ValidationForecasts:
-    """Forecasts a model is scored on while it is tuned: never the test set.
-
-    Attributes:
-        context: ``(B, L, D)`` observed states before each forecast (noisy when the task is).
-        truth: ``(B, H, D)`` clean truth after each context.
-        scale: ``(D,)`` per-dimension std of the clean validation truth (the error normaliser).
-        dt, time_scale: sampling interval and natural time unit (Lyapunov time).
-        source: how the forecasts were made (for reports).
-    """
+@dataclasses.dataclass(kw_only=True)
+class ValidationSet:
+    """Forecasts scored while tuning (never the test part): ``context`` ``(B, L, *state)``,
+    ``truth`` ``(B, H, *state)``, ``static`` ``(B, *static)`` or None, and how they were made."""
 
     context: torch.Tensor
     truth: torch.Tensor
-    scale: torch.Tensor
-    dt: float
-    time_scale: float
-    source: str
+    static: torch.Tensor | None = None
+    source: str = ""
 
-    def score(self, pred: torch.Tensor, eps: float = 0.4) -> torch.Tensor:
-        """Valid prediction time of each forecast ``pred (B, H, D)``, in natural time units."""
-        return _vpt(pred, self.truth, self.scale, self.dt, self.time_scale, eps)
+    def __len__(self) -> int:
+        return int(self.context.shape[0])
 
 
-def _vpt(pred, truth, scale, dt: float, time_scale: float, eps: float) -> torch.Tensor:
-    from dynaforge import metrics
+def forecast_errors(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """Root-mean-square error over the state at each lead time: ``(B, H)`` float64, ``inf``
+    where a forecast is non-finite."""
+    diff = (pred.to(torch.float64) - truth.to(torch.float64)).reshape(*pred.shape[:2], -1)
+    with np.errstate(over="ignore"):
+        err = diff.pow(2).mean(dim=-1).sqrt()
+    return torch.where(torch.isfinite(err), err, torch.full_like(err, math.inf))
 
-    nrmse = metrics.normalized_rmse(pred, truth, scale)
-    return torch.as_tensor(
-        metrics.valid_prediction_time(nrmse, dt=dt, time_scale=time_scale, eps=eps)
+
+def error_scores(pred: torch.Tensor, truth: torch.Tensor) -> dict[str, Any]:
+    """The default forecasting scores of ``pred`` against ``truth`` (both ``(B, H, *state)``)."""
+    err = forecast_errors(pred, truth)  # (B, H)
+    per_forecast = err.pow(2).mean(dim=1).sqrt()  # (B,)
+    scale = truth.to(torch.float64).reshape(-1, math.prod(truth.shape[2:])).std(dim=0)
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    diff = (pred.to(torch.float64) - truth.to(torch.float64)).reshape(*pred.shape[:2], -1)
+    nrmse = (diff / scale).pow(2).mean(dim=(1, 2)).sqrt()
+    nrmse = torch.where(torch.isfinite(nrmse), nrmse, torch.full_like(nrmse, math.inf))
+    return {
+        "rmse": float(per_forecast.mean()),
+        "rmse_median": float(per_forecast.median()),
+        "nrmse": float(nrmse.mean()),
+        "diverged_fraction": float((~torch.isfinite(per_forecast)).double().mean()),
+        "rmse_values": per_forecast.tolist(),
+        "error_by_lead": err.mean(dim=0).tolist(),
+    }
+
+
+class AbstractForecastingTask(AbstractTask):
+    """A forecasting task: forecasters, scored against the truth after each test context."""
+
+    contract = AbstractForecaster
+    baselines: ClassVar[tuple[str, ...]] = ("persistence",)
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        Metric(
+            "rmse",
+            "RMSE",
+            MINIMIZE,
+            math.inf,
+            "mean over the test forecasts of each forecast's root-mean-square error",
+        ),
+        Metric("rmse_median", "RMSE median", MINIMIZE, math.inf),
+        Metric(
+            "nrmse",
+            "nRMSE",
+            MINIMIZE,
+            math.inf,
+            "RMSE per state component divided by the truth's standard deviation",
+        ),
+        Metric("diverged_fraction", "diverged", MINIMIZE, 1.0),
     )
+    primary: ClassVar[str] = "rmse"
+    leaderboard_columns: ClassVar[tuple[str, ...]] = (
+        "rmse", "rmse_median", "nrmse", "diverged_fraction", "train_time_s",
+        "forecast_time_per_step_s", "n_parameters",
+    )  # fmt: skip
 
+    @property
+    def validation_metrics(self) -> tuple[Metric, ...]:
+        return tuple(m for m in self.metrics if m.key in ("rmse", "rmse_median", "nrmse"))
 
-def build_validation_forecasts(
-    cfg: ForecastingTaskConfig, data: ForecastingData, n: int = 32
-) -> ValidationForecasts:
-    """``n`` validation forecasts of the task's length (``context_steps`` + the test horizon).
+    def forecast(
+        self,
+        model: AbstractForecaster,
+        context: torch.Tensor,
+        horizon: int,
+        static: torch.Tensor | None,
+        *,
+        during_fit: bool = False,
+    ) -> torch.Tensor:
+        """``model``'s forecast (during training: ``forecast_during_fit``)."""
+        if during_fit and isinstance(model, GradientTrained):
+            return model.forecast_during_fit(context, horizon, static)
+        return model.forecast(context, horizon, static)
 
-    Simulated tasks draw fresh initial conditions from their own random stream (disjoint from
-    the training, validation-trajectory and test streams) and integrate them with the
-    reference solver, as the test truth is. A user's file gives non-overlapping windows of its
-    validation part (fewer than ``n`` when it is short).
-    """
-    if n < 1:
-        raise ValueError(f"the number of validation forecasts must be >= 1, got {n}")
-    horizon = data.test_truth.shape[1]
-    if cfg.data is not None:
-        span = cfg.context_steps + horizon
-        val = data.val
-        if val.n_steps < cfg.context_steps + 1:
-            raise ValueError(
-                f"the validation part of {cfg.data} has {val.n_steps} steps per "
-                f"trajectory, fewer than context_steps + 1 = {cfg.context_steps + 1}"
+    def score(self, pred: torch.Tensor, truth: torch.Tensor) -> dict[str, Any]:
+        """Scores of forecasts ``pred`` against ``truth`` (test and validation alike)."""
+        return error_scores(pred, truth)
+
+    def evaluate(self, model: AbstractForecaster, data: ForecastData) -> Evaluation:
+        horizon = data.test_truth.shape[1]
+        t0 = time.perf_counter()
+        pred = self.forecast(model, data.test_context, horizon, data.test_static)
+        elapsed = time.perf_counter() - t0
+        scores = {
+            "kind": model.kind,
+            **self.score(pred, data.test_truth),
+            "forecast_time_per_step_s": elapsed / max(pred.shape[0] * horizon, 1),
+            "n_parameters": model.n_parameters,
+        }
+        with np.errstate(over="ignore"):
+            arrays = {f"pred__{model.name}": pred.numpy().astype(np.float32)}
+        return Evaluation(scores, arrays)
+
+    def validation_scores(
+        self, model: AbstractForecaster, validation: ValidationSet, *, during_fit: bool = False
+    ) -> dict[str, float]:
+        pred = self.forecast(
+            model,
+            validation.context,
+            validation.truth.shape[1],
+            validation.static,
+            during_fit=during_fit,
+        )
+        scores = self.score(pred, validation.truth)
+        return {m.key: scores[m.key] for m in self.validation_metrics}
+
+    def objective_text(self, metric: Metric, n: int) -> str:
+        return f"{metric.label} over {n} validation forecasts"
+
+    def training_size(self, data: ForecastData) -> str:
+        return f"{data.train.n_trajectories} × {data.train.n_steps} points"
+
+    def run_arrays(self, data: ForecastData) -> dict[str, np.ndarray]:
+        arrays = {
+            "t": np.arange(1, data.test_truth.shape[1] + 1) * data.dt,
+            "truth": data.test_truth.float().numpy(),
+            "context": data.test_context.float().numpy(),
+        }
+        if data.test_static is not None:
+            arrays["static"] = data.test_static.float().numpy()
+        return arrays
+
+    def score_line(self, scores: Mapping[str, Any]) -> str:
+        return (
+            f"RMSE {scores['rmse']:.4g} (median {scores['rmse_median']:.4g}), "
+            f"nRMSE {scores['nrmse']:.3g}"
+        )
+
+    def table_columns(self) -> list[Column]:
+        return [
+            Column("RMSE", lambda r: _num(r.get("rmse"), ".4g")),
+            Column("RMSE median", lambda r: _num(r.get("rmse_median"), ".4g")),
+            Column("nRMSE", lambda r: _num(r.get("nrmse"), ".3g")),
+            Column("diverged", lambda r: _num(r.get("diverged_fraction"), ".0%")),
+            Column("fit s", lambda r: _num(r.get("train_time_s"), ".1f")),
+            Column("µs/step", lambda r: _num(_micro(r.get("forecast_time_per_step_s")), ".1f")),
+            Column("params", lambda r: _num(r.get("n_parameters"), ".0f")),
+        ]
+
+    def report_sections(
+        self,
+        run_dir: Path,
+        doc: Mapping[str, Any],
+        rows: Sequence[Mapping[str, Any]],
+        arrays: Mapping[str, np.ndarray],
+        figure: Callable[..., Any],
+    ) -> list[Any]:
+        from dynaforge.report import plots
+        from dynaforge.report.page import Section
+
+        order = [r["model"] for r in rows]
+        colors = plots.model_colors(order)
+        models = doc.get("models") or {}
+        curves = {
+            m: np.asarray(models[m]["error_by_lead"], dtype=float)[None]
+            for m in order
+            if "error_by_lead" in models.get(m, {})
+        }
+        sections = []
+        t = arrays.get("t")
+        if t is not None and curves:
+            sections.append(
+                Section(
+                    "Error growth",
+                    "Mean RMSE over the test forecasts at each lead time.",
+                    figures=[
+                        figure(
+                            plots.plot_error_growth(
+                                t,
+                                curves,
+                                eps=None,
+                                colors=colors,
+                                xlabel="lead time",
+                                ylabel="RMSE",
+                            ),
+                            "error_growth",
+                            "RMSE by lead time.",
+                        )
+                    ],
+                )
             )
-        if val.n_steps < span:
-            horizon = val.n_steps - cfg.context_steps
-            span = val.n_steps
-        windows = [
-            val.x[i, s : s + span]
-            for i in range(val.n_trajectories)
-            for s in range(0, val.n_steps - span + 1, span)
-        ][:n]
-        windows = torch.stack(windows).to(torch.float64)
-        truth = windows[:, cfg.context_steps :]
-        return ValidationForecasts(
-            context=windows[:, : cfg.context_steps],
-            truth=truth,
-            scale=data.scale,
-            dt=data.dt,
-            time_scale=data.time_scale,
-            source=f"{windows.shape[0]} windows of the validation part of {Path(cfg.data).name}",
-        )
-    system = get_system(cfg.system)
-    # A stream of its own: offset far from the 3·seed + k streams of the other splits.
-    x0 = system.sample_initial_conditions(n, torch.Generator().manual_seed(1_000_003 + cfg.seed))
-    truth_all = integrate_reference(
-        system.rhs, x0, dt=data.dt, steps=cfg.context_steps - 1 + horizon
-    )
-    context = truth_all[:, : cfg.context_steps]
-    truth = truth_all[:, cfg.context_steps :]
-    scale = truth_all.reshape(-1, system.dim).std(dim=0)
-    if cfg.noise > 0:
-        gen = torch.Generator().manual_seed(1_000_004 + cfg.seed)
-        context = context + cfg.noise * scale * torch.randn(
-            context.shape, generator=gen, dtype=torch.float64
-        )
-    return ValidationForecasts(
-        context=context,
-        truth=truth,
-        scale=scale,
-        dt=data.dt,
-        time_scale=data.time_scale,
-        source=f"{n} initial conditions on the attractor (reference solver), not the test set",
-    )
+        truth = arrays.get("truth")
+        forecasts = {m: arrays[f"pred__{m}"] for m in order if f"pred__{m}" in arrays}
+        if t is not None and truth is not None and forecasts:
+            flat = {m: p.reshape(*p.shape[:2], -1)[..., :3] for m, p in forecasts.items()}
+            context = arrays.get("context")
+            fig = plots.plot_trajectories(
+                t,
+                truth.reshape(*truth.shape[:2], -1)[..., :3],
+                flat,
+                sample=0,
+                context=None
+                if context is None
+                else context.reshape(*context.shape[:2], -1)[..., :3],
+                colors=colors,
+                title="test sample 0",
+                xlabel="lead time",
+            )
+            sections.append(
+                Section(
+                    "Forecast trajectories",
+                    "The first test forecast (up to three state components), with its context.",
+                    figures=[
+                        figure(
+                            fig,
+                            "trajectories_sample0",
+                            "Test sample 0: truth (black) and forecasts.",
+                        )
+                    ],
+                )
+            )
+        return sections
+
+
+def _micro(seconds: Any) -> float | None:
+    try:
+        return float(seconds) * 1e6
+    except (TypeError, ValueError):
+        return None

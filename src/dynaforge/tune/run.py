@@ -13,6 +13,8 @@ from typing import Any
 
 import optuna
 
+from dynaforge.progress import progress_bar
+from dynaforge.tasks import AbstractTask, get_task
 from dynaforge.tune.storage import display_url, open_storage
 from dynaforge.tune.study import (
     FINISHED,
@@ -24,13 +26,6 @@ from dynaforge.tune.study import (
     write_exports,
 )
 from dynaforge.tune.worker import TuneSpec, load_task_data, max_epochs, run_worker, run_workers
-
-
-def objective_text(n_validation: int) -> str:
-    return (
-        f"median validation VPT (Lyapunov times, eps = 0.4) over {n_validation} validation "
-        "forecasts"
-    )
 
 
 def prepare_study(spec: TuneSpec, *, log=print) -> optuna.Study:
@@ -64,26 +59,28 @@ def prepare_study(spec: TuneSpec, *, log=print) -> optuna.Study:
 
 
 def run_tune(
-    spec: TuneSpec, *, workers: int = 1, progress: bool = True, preset: str | None = None, log=print
+    spec: TuneSpec,
+    *,
+    workers: int = 1,
+    progress: bool = True,
+    preset: str | None = None,
+    log=print,
+    task: AbstractTask | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the study of ``spec`` with ``workers`` processes; write the exports
-    into ``spec.run_dir``; return the ``study.json`` summary."""
+    into ``spec.run_dir``; return the ``study.json`` summary. ``task``: the task object (else
+    the registry's entry of the study's task name)."""
     if workers < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
     study = prepare_study(spec, log=log)
     meta: StudyMeta = spec.study_meta()
+    task = task or get_task(meta.task)
     run_dir = Path(spec.run_dir) if spec.run_dir else None
     # Build (and cache) the data once here, so the workers only load it.
-    log("building the task's data and validation forecasts ...")
-    task_data = load_task_data(meta, run_dir)
-    validation = task_data[1]
-    horizon_lt = validation.truth.shape[1] * validation.dt / validation.time_scale
+    log("building the task's data and validation part ...")
+    task_data = load_task_data(meta, run_dir, task)
     budget = int(study.user_attrs.get("n_trials", spec.n_trials or 0))
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=budget, desc=f"tune {meta.model}", unit="trial", dynamic_ncols=True)
+    bar = progress_bar(budget, desc=f"tune {meta.model}", unit="trial", enabled=progress)
 
     def poll() -> None:
         if bar is None:
@@ -91,12 +88,12 @@ def run_tune(
         trials = study.get_trials(deepcopy=False)
         done = sum(t.state in FINISHED for t in trials)
         best = best_trial(study)
-        bar.n = done
         bar.set_postfix(
-            best=f"{best.value:.2f}" if best else "—",
+            best=f"{best.value:.4g}" if best else "—",
             running=sum(t.state.name == "RUNNING" for t in trials),
             failed=sum(t.state.name == "FAIL" for t in trials),
         )
+        bar.n = done
         bar.refresh()
 
     t0 = time.perf_counter()
@@ -113,13 +110,13 @@ def run_tune(
             thread = threading.Thread(target=ticker, daemon=True)
             thread.start()
             try:
-                run_worker(spec, 0, log=log, task_data=task_data)
+                run_worker(spec, 0, log=log, task_data=task_data, task=task)
             finally:
                 stop.set()
                 thread.join()
             codes = [0]
         else:
-            codes = run_workers(spec, workers, on_poll=poll)
+            codes = run_workers(spec, workers, task=task, on_poll=poll)
     finally:
         poll()
         if bar is not None:
@@ -132,12 +129,10 @@ def run_tune(
             "command to finish the study (their trials are retried)"
         )
     best = best_trial(study)
-    if best is not None and best.value >= horizon_lt - 1e-9:
-        log(
-            f"note: the best trial stayed valid over the whole forecast horizon "
-            f"({horizon_lt:.2f} Lyapunov times), where VPT cannot rank the best trials; raise "
-            "the task's horizon_lyapunov (--config) to separate them"
-        )
+    if best is not None:
+        note = task.saturation_note(task.metric(meta.metric), [best.value], task_data[1])
+        if note:
+            log(f"note: the best trial: {note}")
     summary = {}
     if run_dir is not None:
         summary = write_exports(

@@ -378,6 +378,7 @@ DEFAULT_SPACES: dict[str, dict[str, dict]] = {
         "context_length": {"low": 1, "high": 8},
         **_TRAIN_SPACE,
     },
+    "rnn-estimator": dict(_RNN_SPACE),
     "ngrc": {
         # delays <= 2: NG-RC forms all monomials of (delays * dim) inputs up to ``degree`` in
         # one dense float64 matrix; 3 delays at degree 5 (2002 features, and a 5x larger

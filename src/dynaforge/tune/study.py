@@ -41,11 +41,13 @@ class StudyMeta:
     """What a study tunes; workers joining a study must agree on all of it.
 
     Attributes:
-        task: the task (system) name; task_config: the resolved task settings.
+        task: the registered task's name; task_config: the resolved task settings.
         model: the model name; base_params: its hyperparameters before the search.
         space: the search space as a dict (:meth:`SearchSpace.to_dict`).
-        n_validation: validation forecasts the objective scores on.
+        n_validation: validation cases the objective scores on (never the test part).
         objective: a sentence saying what the value is.
+        metric: the key of the task's validation metric that is optimised.
+        direction: ``"maximize"`` or ``"minimize"`` (the metric's).
     """
 
     task: str
@@ -55,6 +57,8 @@ class StudyMeta:
     space: dict[str, Any]
     n_validation: int
     objective: str
+    metric: str = "vpt_median"
+    direction: str = "maximize"
 
     def to_json(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -187,7 +191,7 @@ def create_or_load_study(
         study = optuna.create_study(
             storage=storage,
             study_name=name,
-            direction="maximize",
+            direction=meta.direction,
             sampler=sampler_obj,
             pruner=pruner,
         )
@@ -249,30 +253,49 @@ def _initial_tickets(
 
 
 def _check_same(study: optuna.Study, name: str, meta: StudyMeta) -> None:
-    if study.direction != optuna.study.StudyDirection.MAXIMIZE:
+    if study.direction.name.lower() != meta.direction:
         raise StudyMismatchError(
-            f"study {name!r} exists with direction {study.direction.name.lower()}; dynaforge "
-            "maximises the validation VPT: use another --study name"
+            f"study {name!r} exists with direction {study.direction.name.lower()}; this one "
+            f"{meta.direction}s the {meta.objective}: use another --study name"
         )
     stored = study.user_attrs.get(META_ATTR)
     if stored is None:
         raise StudyMismatchError(
             f"study {name!r} exists but was not made by dynaforge tune; use another --study name"
         )
-    mine = meta.to_json()
+    mine = _as_current(meta.to_json())
+    stored = _as_current(stored)
     for key, label in (
         ("model", "model"),
         ("task", "task"),
         ("task_config", "task settings"),
         ("space", "search space"),
         ("base_params", "base hyperparameters"),
-        ("n_validation", "number of validation forecasts"),
+        ("n_validation", "number of validation cases"),
+        ("metric", "objective"),
     ):
         if stored.get(key) != mine[key]:
             raise StudyMismatchError(
                 f"study {name!r} exists with another {label} ({_short(stored.get(key))} vs "
                 f"{_short(mine[key])}); use another --study name or the same settings"
             )
+
+
+def _as_current(stored: dict[str, Any]) -> dict[str, Any]:
+    """A study's stored metadata as this version writes it: studies made before tasks had
+    several metrics optimised the median VPT (maximised), and stored only the task settings
+    that differed from the defaults."""
+    out = {"metric": "vpt_median", "direction": "maximize", **stored}
+    try:
+        from dynaforge.tasks import get_task
+
+        task = get_task(str(out.get("task")))
+        out["task_config"] = json.loads(
+            json.dumps(dataclasses.asdict(task.make_config(out.get("task_config") or {})))
+        )
+    except (ValueError, TypeError):  # not a registered task, or settings it no longer takes
+        pass
+    return out
 
 
 def _short(value: Any, limit: int = 120) -> str:
@@ -298,12 +321,16 @@ def counts(study: optuna.Study) -> dict[str, int]:
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:
+    """The best complete trial in the study's direction (the earliest among equals)."""
     complete = [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if t.value is not None and math.isfinite(t.value)
     ]
-    return max(complete, key=lambda t: (t.value, -t.number)) if complete else None
+    if not complete:
+        return None
+    sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
+    return max(complete, key=lambda t: (sign * t.value, -t.number))
 
 
 def trials_csv(study: optuna.Study, space: SearchSpace) -> str:
@@ -410,7 +437,8 @@ def study_summary(
         "storage": storage_display,
         "task": meta.task,
         "model": meta.model,
-        "direction": "maximize",
+        "direction": meta.direction,
+        "metric": meta.metric,
         "objective": meta.objective,
         "sampler": sampler,
         "pruner": pruner,
@@ -448,6 +476,7 @@ def best_config(summary: dict[str, Any], meta: StudyMeta, preset: str | None) ->
     if summary["best"] is None:
         raise ValueError("no trial completed: there is no best configuration")
     doc: dict[str, Any] = {
+        "task_name": meta.task,
         "task": meta.task_config,
         "models": {meta.model: summary["best"]["model_params"]},
     }

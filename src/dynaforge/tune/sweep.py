@@ -1,8 +1,8 @@
 """``dynaforge sweep``: one hyperparameter over a list of values, each trained with R seeds.
 
-For each value and seed the model is trained on the task's training data and scored by its
-median valid prediction time over the validation forecasts (as tuning is) and over the test
-set (as the benchmark is). The run folder's ``sweep.json`` grows one result at a time, so an
+For each value and seed the model is trained on the task's training data and scored by the
+task's primary metric on its validation part (as tuning is) and on its test part (as the
+benchmark is). The run folder's ``sweep.json`` grows one result at a time, so an
 interrupted sweep resumes where it stopped; ``summary`` holds mean ± std per value.
 """
 
@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import inspect
 import json
-import math
 import os
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from dynaforge.tasks import ForecastingData, ValidationForecasts
+from dynaforge.tasks import AbstractTask, TaskData
 from dynaforge.tune.space import apply_params
 
 SWEEP_FILE = "sweep.json"
@@ -61,11 +59,6 @@ def parse_values(text: str) -> tuple[str, list[Any]]:
     return name, values
 
 
-def _median_vpt(validation: ValidationForecasts, pred: torch.Tensor) -> float:
-    value = float(torch.median(validation.score(pred)))
-    return value if math.isfinite(value) else 0.0
-
-
 def summarize(results: list[dict[str, Any]], values: list[Any]) -> list[dict[str, Any]]:
     """Mean ± std (sample std, ddof=1; 0 for one repeat) of each value's results."""
     out = []
@@ -90,10 +83,10 @@ def summarize(results: list[dict[str, Any]], values: list[Any]) -> list[dict[str
 
 
 def run_sweep(
-    data: ForecastingData,
-    validation: ValidationForecasts,
+    task: AbstractTask,
+    data: TaskData,
+    validation: Any,
     *,
-    task: str,
     model: str,
     base_params: dict[str, Any],
     param: str,
@@ -104,12 +97,21 @@ def run_sweep(
     log=print,
 ) -> dict[str, Any]:
     """Train ``model`` with ``param`` = each of ``values`` and ``repeats`` seeds; write and
-    return the ``sweep.json`` document (resuming the results already in ``out_dir``)."""
-    from dynaforge.models import AbstractNeuralForecaster, create_model
+    return the ``sweep.json`` document (resuming the results already in ``out_dir``).
+
+    Each run is scored by the task's primary metric on its validation part (as tuning is) and
+    on its test part (as the benchmark is); a run whose training diverges scores the metric's
+    worst value and says so.
+    """
+    from dynaforge.models import create_model
+    from dynaforge.models.base import GradientTrained
+    from dynaforge.progress import progress_bar
     from dynaforge.report.page import write_text_atomic
 
     if repeats < 1:
         raise ValueError(f"--repeats must be >= 1, got {repeats}")
+    metric = task.validation_metrics[0]
+    test_metric = task.primary_metric
     seed_name = seed_parameter(model)
     if seed_name is None and repeats > 1:
         log(f"note: {model} is deterministic; every repeat gives the same result")
@@ -118,16 +120,17 @@ def run_sweep(
     path = out / SWEEP_FILE
     doc: dict[str, Any] = {
         "kind": "sweep",
-        "task": task,
+        "task": task.name,
+        "task_version": task.version,
         "model": model,
         "param": param,
         "values": values,
         "repeats": repeats,
         "seed_param": seed_name,
         "base_params": base_params,
-        "metric": f"median validation VPT (Lyapunov times, eps = 0.4) over "
-        f"{validation.truth.shape[0]} validation forecasts",
-        "test_metric": f"median test VPT over {data.test_truth.shape[0]} test forecasts",
+        "metric": task.objective_text(metric, task.validation_size(validation)),
+        "direction": metric.direction,
+        "test_metric": f"{test_metric.label} on the test part",
         "results": [],
     }
     if path.is_file():
@@ -146,40 +149,29 @@ def run_sweep(
         doc["results"] = previous.get("results", [])
     done = {(json.dumps(r["value"]), r["seed"]) for r in doc["results"]}
     jobs = [(v, s) for v in values for s in range(repeats) if (json.dumps(v), s) not in done]
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(
-            total=len(values) * repeats,
-            initial=len(values) * repeats - len(jobs),
-            desc=f"sweep {param}",
-            unit="run",
-            dynamic_ncols=True,
-        )
-    horizon_val = validation.truth.shape[1]
+    bar = progress_bar(len(values) * repeats, initial=len(values) * repeats - len(jobs),
+                       desc=f"sweep {param}", unit="run", enabled=progress)  # fmt: skip
     for value, seed in jobs:
         overrides = {param: value}
         if seed_name is not None:
             overrides[seed_name] = seed
         params = apply_params(base_params, overrides)
         mdl = create_model(model, **params)
-        if isinstance(mdl, AbstractNeuralForecaster):
+        if isinstance(mdl, GradientTrained):
             mdl.train.progress = False
         t0 = time.perf_counter()
         try:
             mdl.fit(data.train, data.val)
             train_time = time.perf_counter() - t0
-            score = _median_vpt(validation, mdl.forecast(validation.context, horizon_val))
-            # The test median as the benchmark reports it (mean of the two middle values).
-            test = float(
-                np.median(
-                    data.score(mdl.forecast(data.test_context, data.test_truth.shape[1])).numpy()
-                )
+            score = metric.clean(task.validation_scores(mdl, validation)[metric.key])
+            # The test value as the benchmark reports it.
+            test = test_metric.clean(
+                task.leaderboard_row(task.evaluate(mdl, data).scores)[test_metric.key]
             )
             error = None
-        except FloatingPointError as exc:  # a diverging run scores 0, and says so
-            train_time, score, test, error = time.perf_counter() - t0, 0.0, 0.0, str(exc)
+        except FloatingPointError as exc:  # a diverging run scores the worst, and says so
+            train_time, error = time.perf_counter() - t0, str(exc)
+            score, test = metric.worst, test_metric.worst
         row = {
             "value": value,
             "seed": seed,
@@ -193,18 +185,13 @@ def run_sweep(
         doc["summary"] = summarize(doc["results"], values)
         write_text_atomic(path, json.dumps(doc, indent=2, default=str))
         if bar is not None:
+            bar.set_postfix(value=str(value), score=f"{score:.4g}")
             bar.update(1)
-            bar.set_postfix(value=str(value), score=f"{score:.2f}")
     if bar is not None:
         bar.close()
-    horizon_lt = horizon_val * validation.dt / validation.time_scale
-    capped = [r for r in doc["results"] if r["score"] >= horizon_lt - 1e-9]
-    if capped:
-        log(
-            f"note: {len(capped)} run(s) stayed valid over the whole forecast horizon "
-            f"({horizon_lt:.2f} Lyapunov times), where VPT cannot tell them apart; raise the "
-            "task's horizon_lyapunov (--config) to separate them"
-        )
+    note = task.saturation_note(metric, [r["score"] for r in doc["results"]], validation)
+    if note:
+        log(f"note: {note}")
     doc["summary"] = summarize(doc["results"], values)
     write_text_atomic(path, json.dumps(doc, indent=2, default=str))
     return doc

@@ -1,9 +1,10 @@
 """Running a study: the objective, one worker's loop, and K worker processes.
 
-The objective trains a model with one configuration and returns its median valid prediction
-time over the task's validation forecasts (:func:`dynaforge.tasks.build_validation_forecasts`):
-never the test set. Gradient-trained models report that score after every epoch, so a pruner
-can stop a poor trial early. A model that diverges scores 0.
+The objective trains a model with one configuration and returns the task's chosen validation
+metric (its primary one by default) on the task's validation part
+(:meth:`~dynaforge.tasks.base.AbstractTask.build_validation`): never the test part.
+Gradient-trained models report that score after every epoch, so a pruner can stop a poor trial
+early. A model that diverges scores the metric's worst value (0 for a VPT, inf for an error).
 
 A worker claims tickets (see :mod:`.study`) until none is left and no other worker's trial is
 still running (one that may yet fail and be re-enqueued); it keeps a heartbeat while a trial
@@ -16,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import socket
 import time
@@ -30,13 +30,7 @@ from optuna.storages import fail_stale_trials
 from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import TrialState
 
-from dynaforge.tasks import (
-    ForecastingData,
-    ForecastingTaskConfig,
-    ValidationForecasts,
-    build_forecasting_data,
-    build_validation_forecasts,
-)
+from dynaforge.tasks import AbstractTask, TaskData, get_task
 from dynaforge.tune.space import apply_params
 from dynaforge.tune.storage import GRACE_PERIOD, HEARTBEAT_INTERVAL, open_storage
 from dynaforge.tune.study import StudyMeta, make_pruner, make_sampler
@@ -78,22 +72,15 @@ def max_epochs(meta: StudyMeta) -> int | None:
 
 
 # -- data -------------------------------------------------------------------------------------
-def tuning_task_config(task_config: dict[str, Any]) -> ForecastingTaskConfig:
-    """The task's settings for tuning: the same training data and forecast length, but no
-    test or climate runs (tuning never looks at them)."""
-    cfg = dict(task_config)
-    if cfg.get("data") is None:
-        cfg.update(n_test=1, n_climate=0)
-    return ForecastingTaskConfig(**cfg)
-
-
 def load_task_data(
-    meta: StudyMeta, run_dir: str | os.PathLike | None
-) -> tuple[ForecastingData, ValidationForecasts]:
-    """Build the task's data and validation forecasts, cached in ``run_dir`` when given (a
-    file named by a hash of the settings, written atomically, so concurrent workers agree)."""
+    meta: StudyMeta, run_dir: str | os.PathLike | None, task: AbstractTask | None = None
+) -> tuple[TaskData, Any]:
+    """Build the task's data (as the task builds it for tuning: no test or long runs where it
+    can) and its validation part, cached in ``run_dir`` when given (a file named by a hash of
+    the settings, written atomically, so concurrent workers agree)."""
+    task = task or get_task(meta.task)
     key = hashlib.sha256(
-        json.dumps([meta.task_config, meta.n_validation], sort_keys=True).encode()
+        json.dumps([meta.task, meta.task_config, meta.n_validation], sort_keys=True).encode()
     ).hexdigest()[:16]
     cache = Path(run_dir) / f"{Path(DATA_CACHE).stem}-{key}.pt" if run_dir else None
     if cache is not None and cache.is_file():
@@ -102,9 +89,9 @@ def load_task_data(
             return data, validation
         except Exception:  # noqa: BLE001 - a damaged cache is rebuilt
             pass
-    cfg = tuning_task_config(meta.task_config)
-    data = build_forecasting_data(cfg)
-    validation = build_validation_forecasts(cfg, data, meta.n_validation)
+    cfg = task.config_for(task.make_config(meta.task_config), "tune")
+    data = task.build_data(cfg)
+    validation = task.build_validation(cfg, data, meta.n_validation)
     if cache is not None:
         tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
         torch.save((data, validation), tmp)
@@ -114,18 +101,21 @@ def load_task_data(
 
 # -- the objective ----------------------------------------------------------------------------
 class Objective:
-    """Train with the trial's configuration; return the median validation VPT (Lyapunov
-    times). Neural models report it every epoch for the pruner."""
+    """Train with the trial's configuration; return the task's validation metric. Gradient-
+    trained models report it every epoch for the pruner."""
 
     def __init__(
         self,
         meta: StudyMeta,
-        data: ForecastingData,
-        validation: ValidationForecasts,
+        task: AbstractTask,
+        data: TaskData,
+        validation: Any,
         *,
         worker: str = "",
     ) -> None:
         self.meta = meta
+        self.task = task
+        self.metric = task.metric(meta.metric)
         self.space = meta.search_space()
         self.data = data
         self.validation = validation
@@ -134,43 +124,40 @@ class Objective:
     def params_for(self, trial: optuna.Trial) -> dict[str, Any]:
         return apply_params(self.meta.base_params, self.space.suggest(trial))
 
-    def score(self, pred: torch.Tensor) -> float:
-        return float(torch.median(self.validation.score(pred)))
-
     def __call__(self, trial: optuna.Trial) -> float:
-        from dynaforge.models import AbstractNeuralForecaster, create_model
+        from dynaforge.models import create_model
+        from dynaforge.models.base import GradientTrained
 
         params = self.params_for(trial)
         trial.set_user_attr("worker", self.worker)
         model = create_model(self.meta.model, **params)
-        horizon = self.validation.truth.shape[1]
-        context = self.validation.context
+        key = self.metric.key
         t0 = time.perf_counter()
         try:
-            if isinstance(model, AbstractNeuralForecaster):
+            if isinstance(model, GradientTrained):
                 model.train.progress = False
 
                 def on_epoch_end(epoch: int, _metrics: dict[str, float]) -> None:
-                    value = self.score(model.forecast_during_fit(context, horizon))
+                    scores = self.task.validation_scores(model, self.validation, during_fit=True)
+                    value = self.metric.clean(scores[key])
                     trial.report(value, epoch)
                     if trial.should_prune():
                         raise optuna.TrialPruned(
-                            f"pruned after epoch {epoch}: validation VPT {value:.2f}"
+                            f"pruned after epoch {epoch}: {self.metric.label} {value:.4g}"
                         )
 
                 model.fit(self.data.train, self.data.val, on_epoch_end=on_epoch_end)
             else:
                 model.fit(self.data.train, self.data.val)
-            pred = model.forecast(context, horizon)
+            scores = self.task.validation_scores(model, self.validation)
         except FloatingPointError as exc:  # a diverging training run: the worst score
             trial.set_user_attr("diverged", str(exc))
-            return 0.0
-        vpt = self.validation.score(pred)
-        value = float(torch.median(vpt))
+            return self.metric.worst
         trial.set_user_attr("train_time_s", time.perf_counter() - t0)
-        trial.set_user_attr("vpt_q25", float(torch.quantile(vpt.double(), 0.25)))
-        trial.set_user_attr("vpt_q75", float(torch.quantile(vpt.double(), 0.75)))
-        return value if math.isfinite(value) else 0.0
+        for other, value in scores.items():
+            if other != key:
+                trial.set_user_attr(other, float(value))
+        return self.metric.clean(scores[key])
 
 
 # -- one worker -------------------------------------------------------------------------------
@@ -187,10 +174,12 @@ def run_worker(
     worker_index: int = 0,
     *,
     log=None,
-    task_data: tuple[ForecastingData, ValidationForecasts] | None = None,
+    task_data: tuple[TaskData, Any] | None = None,
+    task: AbstractTask | None = None,
 ) -> int:
     """Run tickets of the study until none is left; returns how many trials this worker ran.
-    ``task_data``: the data when the caller already holds it (else loaded or built)."""
+    ``task_data``: the data when the caller already holds it (else loaded or built);
+    ``task``: the task object (else looked up in the registry by the study's task name)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if spec.threads:
         torch.set_num_threads(spec.threads)
@@ -217,9 +206,10 @@ def run_worker(
         sampler=sampler,
         pruner=make_pruner(spec.pruner, max_epochs=max_epochs(meta)),
     )
-    data, validation = task_data or load_task_data(meta, spec.run_dir)
+    task = task or get_task(meta.task)
+    data, validation = task_data or load_task_data(meta, spec.run_dir, task)
     name = f"{socket.gethostname()}:{os.getpid()}"
-    objective = Objective(meta, data, validation, worker=name)
+    objective = Objective(meta, task, data, validation, worker=name)
     ran = 0
     while True:
         fail_stale_trials(study)  # a dead worker's trial: failed and re-enqueued
@@ -252,23 +242,31 @@ def _run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective, l
     study.tell(trial, value)
 
 
-def _worker_process(spec: TuneSpec, worker_index: int) -> None:
-    run_worker(spec, worker_index)
+def _worker_process(spec: TuneSpec, worker_index: int, task: AbstractTask | None = None) -> None:
+    run_worker(spec, worker_index, task=task)
 
 
-def run_workers(spec: TuneSpec, workers: int, *, on_poll=None, poll_s: float = 2.0) -> list[int]:
+def run_workers(
+    spec: TuneSpec,
+    workers: int,
+    *,
+    task: AbstractTask | None = None,
+    on_poll=None,
+    poll_s: float = 2.0,
+) -> list[int]:
     """Start ``workers`` processes on the study and wait for them; returns their exit codes.
 
     Each process gets ``cores // workers`` CPU threads (unless ``spec.threads`` says) and, when
     GPUs exist, ``CUDA_VISIBLE_DEVICES`` = one GPU (round robin). ``on_poll()`` is called every
-    ``poll_s`` seconds while they run (the progress bar).
+    ``poll_s`` seconds while they run (the progress bar). ``task`` travels to the processes
+    (pickled), so a task registered at run time, not in :data:`dynaforge.tasks.TASKS`, works.
     """
     n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     threads = spec.threads or max(1, (os.cpu_count() or 1) // workers)
     worker_spec = dataclasses.replace(spec, threads=threads)
     return run_processes(
         _worker_process,
-        [(worker_spec, i) for i in range(workers)],
+        [(worker_spec, i, task) for i in range(workers)],
         threads=threads,
         n_gpus=n_gpus,
         name="dynaforge-tune",

@@ -1,4 +1,5 @@
-"""The ``tune``, ``sweep`` and ``train`` commands (registered on :data:`dynaforge.cli.app`)."""
+"""The ``tune``, ``sweep`` and ``train`` commands: one model of a task, trained once or many
+times, scored on the task's validation part (and test part)."""
 
 from __future__ import annotations
 
@@ -11,55 +12,67 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from dynaforge.cli import (
+from dynaforge.cli.common import (
     UsageError,
-    _check_creatable_dir,
-    _guard,
-    _print_table,
     app,
+    check_creatable_dir,
     console,
-    resolve_run_config,
+    guard,
+    print_table,
     set_threads,
+    task_overrides,
 )
+from dynaforge.cli.run import DT_HELP, NOISE_HELP, SET_HELP, TASK_HELP
 
 
-def _resolve(
-    task: str, model: str, preset: str, config: Path | None, overrides: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(task settings, the model's hyperparameters), checked like `benchmark`'s."""
-    resolved, _ = resolve_run_config(
+def _resolve(task: str, model: str, preset: str, config: Path | None,
+             overrides: dict[str, Any]):  # fmt: skip
+    """(task, task settings as a dict, settings object, the model's hyperparameters), checked
+    like `benchmark`'s (an unknown task or model, or one that does not meet the task's
+    contract, fails here)."""
+    from dynaforge.config import resolve_run_config
+
+    task_obj, resolved, cfg = resolve_run_config(
         task, preset, models=[model], config=config, overrides=overrides
     )
-    return resolved["task"], resolved["models"][model]
+    task_obj.check_config(cfg)
+    return task_obj, resolved["task"], cfg, resolved["models"][model]
 
 
-def _task_data(task_cfg: dict[str, Any], n_validation: int, progress: bool):
-    """The task's data without climate runs (nothing here scores climate), and its
-    validation forecasts."""
-    from dynaforge.tasks import (
-        ForecastingTaskConfig,
-        build_forecasting_data,
-        build_validation_forecasts,
-    )
+def _task_data(task_obj, cfg, purpose: str, n_validation: int, progress: bool, model: str):
+    """The task's data as it builds it for ``purpose`` and its validation part; the model is
+    checked against what the data asks for before any training."""
+    from dynaforge.tasks import check_models, data_requirements
 
-    task_obj = ForecastingTaskConfig(**{**task_cfg, "n_climate": 0})
-    data = build_forecasting_data(task_obj, progress=progress)
-    return data, build_validation_forecasts(task_obj, data, n_validation)
+    cfg = task_obj.config_for(cfg, purpose)
+    console.print(escape(task_obj.data_message(cfg)))
+    data = task_obj.build_data(cfg, progress=progress)
+    check_models(task_obj, cfg, [model], data_requirements(data.train))
+    return data, task_obj.build_validation(cfg, data, n_validation)
+
+
+def _log(message: str) -> None:
+    console.print(message, markup=False, highlight=False)
 
 
 @app.command()
-@_guard
+@guard
 def tune(
-    task: str = typer.Argument("lorenz63", help="Task name (the system to forecast): lorenz63."),
+    task: str = typer.Argument("lorenz63", help=TASK_HELP),
     model: str = typer.Option(
         ...,
         "--model",
-        help="Model to tune: esn, ngrc, lstm, gru, transformer, mlp (see `dynaforge models`).",
+        help="Model to tune, e.g. esn, ngrc, lstm, gru, transformer, mlp (see `dynaforge models`).",
     ),
     trials: int | None = typer.Option(
         None,
         "--trials",
         help="Trials in the study, shared by all workers (exactly this many finish) [default 20; grid: the grid's size]. A larger number on a rerun adds trials.",
+    ),
+    objective: str | None = typer.Option(
+        None,
+        "--objective",
+        help="The task's validation metric to optimise [default: its primary one; for lorenz63 vpt_median]; its direction is the metric's.",
     ),
     sampler: str = typer.Option(
         "tpe",
@@ -69,7 +82,7 @@ def tune(
     pruner: str = typer.Option(
         "median",
         "--pruner",
-        help="median, hyperband or none: stop poor trials early on their per-epoch validation VPT (gradient-trained models).",
+        help="median, hyperband or none: stop poor trials early on their per-epoch validation score (gradient-trained models).",
     ),
     space: Path | None = typer.Option(
         None,
@@ -103,24 +116,23 @@ def tune(
     preset: str = typer.Option(
         "quick",
         "--preset",
-        help="Benchmark preset giving the data and the base hyperparameters (quick or full).",
+        help="The task's preset giving the data and the base hyperparameters (lorenz63: quick or full).",
     ),
     config: Path | None = typer.Option(
         None,
         "--config",
         help="JSON/YAML file with 'task' and 'models' sections overriding the preset.",
     ),
-    dt: float | None = typer.Option(
-        None, "--dt", help="Sampling interval of the data [default 0.04]."
+    dt: float | None = typer.Option(None, "--dt", help=DT_HELP),
+    noise: float | None = typer.Option(None, "--noise", help=NOISE_HELP),
+    train_points: int | None = typer.Option(
+        None, "--train-points", help="Task setting train_points: total training samples."
     ),
-    noise: float | None = typer.Option(
-        None, "--noise", help="Observation noise (fraction of each state's std)."
-    ),
-    train_points: int | None = typer.Option(None, "--train-points", help="Total training samples."),
+    settings: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
     n_validation: int = typer.Option(
         32,
         "--n-validation",
-        help="Validation forecasts the objective scores on (never the test set).",
+        help="Validation cases the objective scores on (forecasts, trajectories; never the test part).",
     ),
     out: Path | None = typer.Option(
         None, "--out", help="Run folder [default: runs/tune-<task>-<model>]."
@@ -133,15 +145,20 @@ def tune(
     threads: int | None = typer.Option(
         None, "--threads", help="CPU threads per worker [default: cores / workers]."
     ),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    progress: bool = typer.Option(
+        True,
+        "--progress/--no-progress",
+        help="Show progress (a bar, or a line per trial in a log).",
+    ),
 ) -> None:
-    """Tune a model's hyperparameters with Optuna: maximise the median validation VPT.
+    """Tune a model's hyperparameters with Optuna on the task's validation part (never its test
+    part): for lorenz63, maximise the median validation VPT.
 
     Writes study.json, trials.csv, best_config.yaml (for `benchmark --config` and `train
     --config`) and report.html into the run folder. Rerun the same command to resume.
     """
     from dynaforge.report.tune import build_tune_report
-    from dynaforge.tune.run import objective_text, prepare_study, run_tune
+    from dynaforge.tune.run import prepare_study, run_tune
     from dynaforge.tune.space import default_space, load_space
     from dynaforge.tune.storage import default_storage_url, display_url
     from dynaforge.tune.study import PRUNERS, SAMPLERS, StudyMeta
@@ -160,9 +177,12 @@ def tune(
     if heartbeat < 1:
         raise UsageError(f"--heartbeat must be >= 1 s, got {heartbeat}")
     set_threads(threads)
-    task_cfg, params = _resolve(
-        task, model, preset, config, {"dt": dt, "noise": noise, "train_points": train_points}
-    )
+    overrides = task_overrides(settings, dt=dt, noise=noise, train_points=train_points)
+    task_obj, task_cfg, _, params = _resolve(task, model, preset, config, overrides)
+    metric = task_obj.validation_metrics[0] if objective is None else task_obj.metric(objective)
+    if metric not in task_obj.validation_metrics:
+        known = ", ".join(m.key for m in task_obj.validation_metrics)
+        raise UsageError(f"--objective {objective}: not a validation metric of {task}; use {known}")
     search = load_space(space, model=model) if space else default_space(model)
     if sampler == "grid":
         search.grid()  # fails now when the space has no grid values
@@ -173,10 +193,12 @@ def tune(
         base_params=params,
         space=search.to_dict(),
         n_validation=n_validation,
-        objective=objective_text(n_validation),
+        objective=task_obj.objective_text(metric, n_validation),
+        metric=metric.key,
+        direction=metric.direction,
     )
     out = out or Path("runs") / f"tune-{task}-{model}"
-    _check_creatable_dir(out)
+    check_creatable_dir(out)
     name = study or f"{task}-{model}"
     previous = out / "study.json"
     if previous.is_file():
@@ -210,27 +232,23 @@ def tune(
     console.print(
         f"[bold]dynaforge tune {task}[/] model={model} sampler={sampler} "
         f"pruner={pruner} workers={workers} → {escape(str(out))}\n"
+        f"objective: {metric.direction} {escape(meta.objective)}\n"
         f"storage: {escape(display_url(url))}, study {spec.study_name!r}"
     )
     try:
-        prepare_study(spec, log=lambda m: console.print(m, markup=False, highlight=False))
+        prepare_study(spec, log=_log)
     except BaseException:
         if created:  # nothing of the user's was there: leave nothing behind
             shutil.rmtree(out, ignore_errors=True)
         raise
-    summary = run_tune(
-        spec,
-        workers=workers,
-        progress=progress,
-        preset=preset,
-        log=lambda m: console.print(m, markup=False, highlight=False),
-    )
+    summary = run_tune(spec, workers=workers, progress=progress, preset=preset, log=_log,
+                       task=task_obj)  # fmt: skip
     report = build_tune_report(out)
-    _print_tune_summary(summary)
+    _print_tune_summary(summary, metric.label)
     console.print(f"report: {report}")
 
 
-def _print_tune_summary(summary: dict[str, Any]) -> None:
+def _print_tune_summary(summary: dict[str, Any], label: str) -> None:
     counts = summary["counts"]
     console.print(
         f"trials: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
@@ -256,11 +274,11 @@ def _print_tune_summary(summary: dict[str, Any]) -> None:
             node = node.get(key) if isinstance(node, dict) else None
         table.add_row(name, _fmt(node), _fmt(value))
     table.add_row(
-        "[bold]validation VPT[/]",
+        f"[bold]{escape(label)}[/]",
         _fmt(default["value"]) if default else "—",
-        f"[bold]{best['value']:.2f}[/]",
+        f"[bold]{best['value']:.4g}[/]",
     )
-    _print_table(table)
+    print_table(table)
 
 
 def _fmt(value: Any) -> str:
@@ -270,9 +288,9 @@ def _fmt(value: Any) -> str:
 
 
 @app.command()
-@_guard
+@guard
 def sweep(
-    task: str = typer.Argument("lorenz63", help="Task name (the system to forecast): lorenz63."),
+    task: str = typer.Argument("lorenz63", help=TASK_HELP),
     model: str = typer.Option(..., "--model", help="Model to train."),
     param: str = typer.Option(
         ...,
@@ -283,32 +301,33 @@ def sweep(
         5, "--repeats", help="Seeds per value (the model's seed or train.seed)."
     ),
     preset: str = typer.Option(
-        "quick", "--preset", help="Benchmark preset giving the data and the other hyperparameters."
+        "quick", "--preset", help="The task's preset giving the data and the other hyperparameters."
     ),
     config: Path | None = typer.Option(
         None,
         "--config",
         help="JSON/YAML file with 'task' and 'models' sections (e.g. a tuned best_config.yaml).",
     ),
-    dt: float | None = typer.Option(
-        None, "--dt", help="Sampling interval of the data [default 0.04]."
-    ),
-    noise: float | None = typer.Option(
-        None, "--noise", help="Observation noise (fraction of each state's std)."
-    ),
+    dt: float | None = typer.Option(None, "--dt", help=DT_HELP),
+    noise: float | None = typer.Option(None, "--noise", help=NOISE_HELP),
+    settings: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
     n_validation: int = typer.Option(
-        32, "--n-validation", help="Validation forecasts each run is scored on."
+        32, "--n-validation", help="Validation cases each run is scored on."
     ),
     out: Path | None = typer.Option(
         None, "--out", help="Run folder [default: runs/sweep-<task>-<model>-<param>]."
     ),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    progress: bool = typer.Option(
+        True, "--progress/--no-progress", help="Show progress (a bar, or a line per run in a log)."
+    ),
 ) -> None:
     """Train a model over the values of one hyperparameter, R seeds each: a mean ± std table
-    of validation and test VPT and an error-bar plot. Rerun the same command to resume."""
+    of the task's primary metric on its validation and test parts, and an error-bar plot.
+    Rerun the same command to resume."""
+    from dynaforge.models import create_model
     from dynaforge.report.tune import build_sweep_report
-    from dynaforge.tune.space import parse_space
+    from dynaforge.tune.space import apply_params, parse_space
     from dynaforge.tune.sweep import parse_values, run_sweep
 
     name, values = parse_values(param)
@@ -317,28 +336,26 @@ def sweep(
     if n_validation < 1:
         raise UsageError(f"--n-validation must be >= 1, got {n_validation}")
     set_threads(threads)
-    task_cfg, params = _resolve(task, model, preset, config, {"dt": dt, "noise": noise})
+    overrides = task_overrides(settings, dt=dt, noise=noise)
+    task_obj, _, cfg, params = _resolve(task, model, preset, config, overrides)
     # The name must be a hyperparameter of the model; values are checked by building it.
     parse_space({name: {"choices": values}}, model=model, source="--param")
-    from dynaforge.models import create_model
-    from dynaforge.tune.space import apply_params
-
     for value in values:
         try:
             create_model(model, **apply_params(params, {name: value}))
         except (TypeError, ValueError) as exc:
             raise UsageError(f"--param {name}={value!r}: {exc}") from None
     out = out or Path("runs") / f"sweep-{task}-{model}-{name}"
-    _check_creatable_dir(out)
+    check_creatable_dir(out)
     console.print(
         f"[bold]dynaforge sweep {task}[/] model={model} {escape(name)} = "
         f"{escape(str(values))} × {repeats} seeds → {escape(str(out))}"
     )
-    data, validation = _task_data(task_cfg, n_validation, progress)
+    data, validation = _task_data(task_obj, cfg, "sweep", n_validation, progress, model)
     doc = run_sweep(
+        task_obj,
         data,
         validation,
-        task=task,
         model=model,
         base_params=params,
         param=name,
@@ -346,29 +363,31 @@ def sweep(
         repeats=repeats,
         out_dir=out,
         progress=progress,
-        log=lambda m: console.print(m, markup=False, highlight=False),
+        log=_log,
     )
     report = build_sweep_report(out)
+    label = task_obj.validation_metrics[0].label
     table = Table(title=f"{model}: {name} — {doc['metric']}")
-    for col in (name, "validation VPT mean ± std", "test VPT mean ± std", "n", "fit s"):
+    for col in (name, "validation mean ± std", "test mean ± std", "n", "fit s"):
         table.add_column(col, justify="right")
     for row in doc["summary"]:
-        test = f"{row['test_mean']:.2f} ± {row['test_std']:.2f}" if "test_mean" in row else "—"
+        test = f"{row['test_mean']:.4g} ± {row['test_std']:.2g}" if "test_mean" in row else "—"
         table.add_row(
             str(row["value"]),
-            f"{row['mean']:.2f} ± {row['std']:.2f}",
+            f"{row['mean']:.4g} ± {row['std']:.2g}",
             test,
             str(row["n"]),
             f"{row['train_time_mean_s']:.1f}",
         )
-    _print_table(table)
+    print_table(table)
+    console.print(f"(validation: {escape(label)}; test: {escape(doc['test_metric'])})")
     console.print(f"report: {report}")
 
 
 @app.command()
-@_guard
+@guard
 def train(
-    task: str = typer.Argument("lorenz63", help="Task name (the system to forecast): lorenz63."),
+    task: str = typer.Argument("lorenz63", help=TASK_HELP),
     model: str = typer.Option(..., "--model", help="Model to train."),
     config: Path | None = typer.Option(
         None,
@@ -376,15 +395,12 @@ def train(
         help="JSON/YAML file with 'task' and 'models' sections (e.g. best_config.yaml from `dynaforge tune`).",
     ),
     preset: str = typer.Option(
-        "quick", "--preset", help="Benchmark preset giving the data and default hyperparameters."
+        "quick", "--preset", help="The task's preset giving the data and default hyperparameters."
     ),
-    dt: float | None = typer.Option(
-        None, "--dt", help="Sampling interval of the data [default 0.04]."
-    ),
-    noise: float | None = typer.Option(
-        None, "--noise", help="Observation noise (fraction of each state's std)."
-    ),
-    n_validation: int = typer.Option(32, "--n-validation", help="Validation forecasts to score."),
+    dt: float | None = typer.Option(None, "--dt", help=DT_HELP),
+    noise: float | None = typer.Option(None, "--noise", help=NOISE_HELP),
+    settings: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
+    n_validation: int = typer.Option(32, "--n-validation", help="Validation cases to score."),
     out: Path | None = typer.Option(
         None, "--out", help="Folder for the trained model [default: runs/train-<task>-<model>]."
     ),
@@ -392,54 +408,56 @@ def train(
         False, "--overwrite", help="Replace a model already saved there."
     ),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads for torch."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    progress: bool = typer.Option(
+        True,
+        "--progress/--no-progress",
+        help="Show progress (a bar, or a line per epoch in a log).",
+    ),
 ) -> None:
-    """Train one model, save it, and print its validation and test VPT (load it again with
-    `dynaforge.models.AbstractForecaster.load(folder)`)."""
-    import math
-
-    from dynaforge import metrics
-    from dynaforge.models import AbstractNeuralForecaster, create_model
-    from dynaforge.models.base import CONFIG_FILE
+    """Train one model, save it, and print its validation and test scores (load it again with
+    `dynaforge.models.AbstractModel.load(folder)`)."""
+    from dynaforge.models import create_model
+    from dynaforge.models.base import CONFIG_FILE, GradientTrained
 
     if n_validation < 1:
         raise UsageError(f"--n-validation must be >= 1, got {n_validation}")
     set_threads(threads)
-    task_cfg, params = _resolve(task, model, preset, config, {"dt": dt, "noise": noise})
+    overrides = task_overrides(settings, dt=dt, noise=noise)
+    task_obj, task_cfg, cfg, params = _resolve(task, model, preset, config, overrides)
     out = out or Path("runs") / f"train-{task}-{model}"
     if (out / CONFIG_FILE).exists() and not overwrite:
         raise UsageError(f"{out} already holds a saved model; pass --overwrite or --out")
     if out.exists() and not (out / CONFIG_FILE).exists() and any(out.iterdir()):
         raise UsageError(f"{out} is a folder with other files; choose another --out")
-    _check_creatable_dir(out)
-    data, validation = _task_data(task_cfg, n_validation, progress)
+    check_creatable_dir(out)
+    data, validation = _task_data(task_obj, cfg, "train", n_validation, progress, model)
     mdl = create_model(model, **params)
-    if isinstance(mdl, AbstractNeuralForecaster):
+    if isinstance(mdl, GradientTrained):
         mdl.train.progress = progress and mdl.train.progress
-    console.print(
-        f"fitting {model} on {data.train.n_trajectories} × {data.train.n_steps} points ..."
-    )
+    console.print(f"fitting {model} on {task_obj.training_size(data)} ...")
     mdl.fit(data.train, data.val)
     mdl.save(out)
-    val_vpt = validation.score(mdl.forecast(validation.context, validation.truth.shape[1]))
-    test_vpt = metrics.summarize(
-        data.score(mdl.forecast(data.test_context, data.test_truth.shape[1])).numpy()
-    )
-    med = float(val_vpt.median())
+    metric = task_obj.validation_metrics[0]
+    value = metric.clean(task_obj.validation_scores(mdl, validation)[metric.key])
+    scores = task_obj.evaluate(mdl, data).scores
     console.print(
-        f"validation VPT median {med if math.isfinite(med) else 0:.2f} LT "
-        f"({validation.truth.shape[0]} forecasts); test VPT median "
-        f"{test_vpt['median']:.2f} LT [{test_vpt['q25']:.2f}–{test_vpt['q75']:.2f}] "
-        f"({data.test_truth.shape[0]} forecasts)"
+        f"validation {metric.label} {value:.4g} ({task_obj.validation_size(validation)} "
+        f"cases); test {task_obj.score_line(scores)}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
     )
     console.print(f"saved: {escape(str(out))}")
+    test_row = task_obj.leaderboard_row(scores)
     (out / "scores.json").write_text(
         json.dumps(
             {
-                "validation_vpt_median": med,
-                "test_vpt": test_vpt,
+                "task": task,
+                "task_version": task_obj.version,
+                "validation": {"metric": metric.key, "value": value},
+                "test": {k: v for k, v in test_row.items() if v is not None},
                 "params": params,
-                "task": task_cfg,
+                "task_config": task_cfg,
             },
             indent=2,
             default=str,

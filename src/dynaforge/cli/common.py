@@ -1,0 +1,213 @@
+"""What every command shares: the Typer app, the consoles, error handling, run-folder checks,
+thread settings, task settings from flags, and table printing.
+
+Every command validates its input before doing any work, turns a bad input into one clear
+``error:`` line and a non-zero exit (:func:`guard`), and writes its artifacts atomically.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.measure import Measurement
+from rich.table import Table
+
+app = typer.Typer(
+    add_completion=False,
+    # Help texts are plain text: "[default: ...]" in them must not be read as rich markup.
+    rich_markup_mode=None,
+    no_args_is_help=True,
+    help="Learn the dynamics of physical systems from simulation data, and say honestly how "
+    "well each model does.",
+)
+console = Console(stderr=True)
+out_console = Console()
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for (reported without a traceback)."""
+
+
+def fail(message: str) -> None:
+    # Escaped: a message may hold brackets (paths, lists) that rich would read as markup; soft
+    # wrap: no newline is inserted inside a long path.
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def guard(fn):
+    """Run a command body, turning expected input problems into an error line and exit 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (
+            UsageError,
+            ValueError,
+            FileNotFoundError,
+            PermissionError,
+            NotADirectoryError,
+            IsADirectoryError,
+            KeyError,
+            OSError,
+        ) as exc:
+            fail(str(exc) if str(exc) else type(exc).__name__)
+
+    return wrapper
+
+
+def check_writable_dir(path: Path) -> bool:
+    """Make sure ``path`` can hold our files; returns True when this call created it."""
+    created = not path.exists()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"output path {path} exists and is not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{uuid.uuid4().hex}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"output folder {path} is not writable: {exc.strerror or exc}") from None
+    return created
+
+
+def check_creatable_dir(path: Path) -> None:
+    """Fail early (before any work) when ``path`` cannot become a folder; creates nothing."""
+    if path.exists():
+        if not path.is_dir():
+            raise UsageError(f"output path {path} exists and is not a folder")
+        return
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UsageError(f"cannot create output folder {path}: {ancestor} is not a folder")
+
+
+#: What a benchmark run writes into its folder (and all that --overwrite removes).
+RUN_ARTIFACTS = (
+    "config.json",
+    "metrics.json",
+    "leaderboard.csv",
+    "predictions.npz",
+    "report.html",
+    "figures",
+    "checkpoints",
+)
+
+
+def previous_run_config(out: Path) -> dict | None:
+    """The configuration of the run in ``out``, None if there is none; fails when ``out`` holds
+    a config.json that no dynaforge run wrote (so that it is never replaced)."""
+    previous = out / "config.json"
+    if not previous.is_file():
+        return None
+    try:
+        doc = json.loads(previous.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        doc = None
+    if not (isinstance(doc, dict) and {"task", "models"} <= set(doc)):
+        raise UsageError(
+            f"{out} holds a config.json that is not from a dynaforge benchmark run; "
+            "choose another --out"
+        )
+    return doc
+
+
+def remove_run(out: Path) -> None:
+    """Remove the artifacts of a previous run, and nothing else the folder holds."""
+    for name in RUN_ARTIFACTS:
+        target = out / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+
+
+def set_threads(threads: int | None) -> None:
+    """``--threads``: torch's CPU threads (None leaves torch's default: all cores)."""
+    if threads is not None:
+        if threads < 1:
+            raise UsageError(f"--threads must be >= 1, got {threads}")
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def print_table(table: Table) -> None:
+    """Print ``table`` to stdout; when stdout is a file or pipe (whose width rich takes as 80
+    columns) at its natural width, so that no name or number is cut short."""
+    if out_console.is_terminal:
+        out_console.print(table)
+        return
+    width = Measurement.get(out_console, out_console.options.update_width(10_000), table).maximum
+    Console(file=out_console.file, width=max(width, 80)).print(table)
+
+
+#: What a discovery run writes into its folder (and all that --overwrite removes).
+
+
+def parse_settings(items: list[str] | None) -> dict[str, Any]:
+    """``--set NAME=VALUE`` options → ``{NAME: value}``, values read as YAML scalars (numbers,
+    true/false, null, strings)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise UsageError(f"--set must look like NAME=VALUE, got {item!r}")
+        try:
+            out[name] = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            out[name] = text
+    return out
+
+
+def task_overrides(settings: list[str] | None, **flags: Any) -> dict[str, Any]:
+    """The task settings given on the command line: the named flags that were set (None: not
+    given), then every ``--set``; a setting given both ways must agree."""
+    given = {k: v for k, v in flags.items() if v is not None}
+    for name, value in parse_settings(settings).items():
+        if name in given and given[name] != value:
+            raise UsageError(f"task setting {name} is given twice, with different values")
+        given[name] = value
+    return given
+
+
+def print_leaderboard(run_dir: Path) -> None:
+    """The leaderboard of the benchmark run in ``run_dir``, as the task declares its table."""
+    from dynaforge.report.html import task_of
+    from dynaforge.tasks import leaderboard_rows
+
+    doc = json.loads((run_dir / "metrics.json").read_text())
+    task = task_of(doc)
+    rows = leaderboard_rows(task, doc["models"])
+    columns = task.table_columns()
+    table = Table(title=task.table_title(doc))
+    table.add_column("rank", justify="right")
+    table.add_column("model", justify="left", no_wrap=True)
+    for col in columns:
+        table.add_column(col.label, justify="right" if col.numeric else "left")
+    for row in rows:
+        name = row["model"]
+        if "error" in doc["models"][name]:
+            table.add_row(
+                str(row["rank"]),
+                name,
+                "failed: " + doc["models"][name]["error"][:60],
+                *[""] * (len(columns) - 1),
+            )
+            continue
+        table.add_row(str(row["rank"]), name, *[col.cell(row) for col in columns])
+    print_table(table)

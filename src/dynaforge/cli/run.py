@@ -1,0 +1,356 @@
+"""The commands that simulate, benchmark and report: ``simulate``, ``tasks``, ``models``,
+``benchmark``, ``report`` and ``acf``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from dynaforge.cli.common import (
+    UsageError,
+    app,
+    check_creatable_dir,
+    check_writable_dir,
+    console,
+    guard,
+    previous_run_config,
+    print_leaderboard,
+    print_table,
+    remove_run,
+    set_threads,
+    task_overrides,
+)
+
+#: Help texts shared by the commands that run a task.
+TASK_HELP = "Task name (`dynaforge tasks` lists them), e.g. lorenz63."
+SET_HELP = (
+    "NAME=VALUE: any task setting (repeatable), e.g. --set horizon_lyapunov=25; "
+    "`dynaforge tasks --settings TASK` lists them."
+)
+DT_HELP = (
+    "Sampling interval of the data (task setting dt) [default: the task's; 0.04 for lorenz63]."
+)
+NOISE_HELP = (
+    "Observation noise (task setting noise): std as a fraction of each state's std, in what "
+    "models see; the truth stays clean."
+)
+
+
+@app.command()
+@guard
+def simulate(
+    system: str = typer.Argument(..., help="System name, e.g. lorenz63."),
+    n_traj: int = typer.Option(
+        100, "--n-traj", help="Number of trajectories (initial conditions on the attractor)."
+    ),
+    steps: int = typer.Option(
+        1000, "--steps", help="Recorded steps per trajectory after the initial state."
+    ),
+    dt: float | None = typer.Option(
+        None,
+        "--dt",
+        help="Sampling interval in time units [default: the system's, 0.04 for lorenz63].",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the initial conditions."),
+    method: str = typer.Option(
+        "rk4",
+        "--method",
+        help="rk4 (batched fixed-step, internal step ≤ 1e-3) or reference (DOP853, rtol=atol=1e-12).",
+    ),
+    substeps: int | None = typer.Option(
+        None,
+        "--substeps",
+        help="RK4 steps per sample (default: internal step ≤ the system's reference step).",
+    ),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu or cuda."),
+    output: Path = typer.Option(..., "-o", "--output", help="HDF5 file to write."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+) -> None:
+    """Simulate trajectories and save them as HDF5 (with system, parameters and dt)."""
+    from dynaforge.simulate import simulate as run_simulate
+    from dynaforge.systems import get_system
+    from dynaforge.train import resolve_device
+
+    sys_obj = get_system(system)
+    if output.suffix.lower() not in (".h5", ".hdf5"):
+        raise UsageError(f"output {output} must end in .h5 or .hdf5")
+    if not output.parent.exists() or not output.parent.is_dir():
+        raise UsageError(f"output folder {output.parent} does not exist")
+    if output.exists() and not overwrite:
+        raise UsageError(f"{output} already exists; pass --overwrite to replace it")
+    traj = run_simulate(
+        sys_obj,
+        n_traj=n_traj,
+        steps=steps,
+        dt=dt,
+        seed=seed,
+        method=method,
+        substeps=substeps,
+        device=resolve_device(device),
+        progress=True,
+    )
+    path = traj.save(output)
+    console.print(
+        f"wrote {path}: {traj.n_trajectories} trajectories × {traj.n_steps} steps "
+        f"of {system} at dt = {traj.dt:g} ({traj.metadata['solver']})"
+    )
+
+
+@app.command("tasks")
+@guard
+def list_tasks(
+    settings: str | None = typer.Option(
+        None, "--settings", help="Show one task's settings with their preset values."
+    ),
+) -> None:
+    """List the registered tasks, one line each (or one task's settings with --settings)."""
+    import dataclasses
+
+    from dynaforge.tasks import TASKS, get_task, models_for
+
+    if settings is not None:
+        task = get_task(settings)
+        table = Table(title=f"task {task.name}: settings")
+        table.add_column("setting", no_wrap=True)
+        table.add_column("default", justify="right")
+        for preset in task.presets:
+            table.add_column(preset, justify="right")
+        for field in dataclasses.fields(task.config_class):
+            default = field.default if field.default is not dataclasses.MISSING else "—"
+            values = [
+                str(task.presets[p].get("task", {}).get(field.name, "")) for p in task.presets
+            ]
+            table.add_row(field.name, str(default), *values)
+        print_table(table)
+        return
+    table = Table(title="dynaforge tasks")
+    for col in ("task", "contract", "ranked by", "models", "description"):
+        table.add_column(col, no_wrap=col in ("task", "contract"))
+    for name, task in TASKS.items():
+        m = task.primary_metric
+        table.add_row(
+            name,
+            task.contract.family,
+            f"{m.key} ({'higher' if m.maximize else 'lower'} is better)",
+            ", ".join(models_for(task)),
+            task.description,
+        )
+    print_table(table)
+
+
+@app.command("models")
+def list_models() -> None:
+    """List the models: family, kind, what they can use, and their default hyperparameters."""
+    from dynaforge.models import MODELS
+
+    table = Table(title="dynaforge models")
+    table.add_column("name", no_wrap=True)
+    table.add_column("family")
+    table.add_column("kind")
+    table.add_column("can use")
+    table.add_column("default hyperparameters")
+    for name, cls in MODELS.items():
+        params = cls().get_params()
+        params.pop("train", None)
+        table.add_row(
+            name,
+            cls.family,
+            cls.kind,
+            ", ".join(sorted(cls.capabilities)) or "—",
+            ", ".join(f"{k}={v}" for k, v in params.items()),
+        )
+    print_table(table)
+
+
+@app.command()
+@guard
+def benchmark(
+    task: str = typer.Argument("lorenz63", help=TASK_HELP),
+    models: str | None = typer.Option(
+        None,
+        "--models",
+        help="Comma-separated model names [default: the task's, e.g. for lorenz63 "
+        "esn,ngrc,lstm,gru,transformer,mlp,rk4,persistence].",
+    ),
+    preset: str = typer.Option(
+        "quick",
+        "--preset",
+        help="The task's preset: for lorenz63 quick (≤ 5 min on 2 CPU cores) or full (the "
+        "README's results).",
+    ),
+    dt: float | None = typer.Option(None, "--dt", help=DT_HELP),
+    noise: float | None = typer.Option(None, "--noise", help=NOISE_HELP),
+    train_points: int | None = typer.Option(
+        None, "--train-points", help="Task setting train_points: total training samples."
+    ),
+    data: Path | None = typer.Option(
+        None,
+        "--data",
+        help="Task setting data: your own data (HDF5, CSV with a time column, or NPY (T, D) "
+        "with --data-dt) instead of simulation.",
+    ),
+    data_dt: float | None = typer.Option(
+        None,
+        "--data-dt",
+        help="Task setting data_dt: the sampling interval of an NPY file, or of a CSV without "
+        "a time column.",
+    ),
+    settings: list[str] | None = typer.Option(None, "--set", help=SET_HELP),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        help="JSON or YAML file with 'task' and 'models' sections overriding the preset (e.g. "
+        "a tuned best_config.yaml).",
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="Run folder [default: runs/<task>-<preset>]."
+    ),
+    seed: int | None = typer.Option(
+        None, "--seed", help="Task setting seed: the seed of the data (models keep their own)."
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace a run folder made with a different configuration."
+    ),
+    progress: bool = typer.Option(
+        True,
+        "--progress/--no-progress",
+        help="Show progress (a bar on a terminal, a line per step in a log).",
+    ),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        help="CPU threads for torch [default: all cores]; use 1 when other jobs share the "
+        "machine (OpenMP threads that wait on each other slow down sharply when cores are "
+        "oversubscribed).",
+    ),
+) -> None:
+    """Train every model of a task on the same data and score all on the same test part.
+
+    Prints a leaderboard ranked by the task's primary metric (for lorenz63 the median valid
+    prediction time in Lyapunov times) and writes leaderboard.csv, metrics.json,
+    predictions.npz, config.json, checkpoints/ and report.html with figures. Rerunning with the
+    same configuration and folder resumes training.
+    """
+    from dynaforge.benchmark import run_benchmark
+    from dynaforge.config import resolve_run_config
+    from dynaforge.report import build_report
+    from dynaforge.tasks import check_models, data_requirements
+
+    set_threads(threads)
+    model_list = [m.strip() for m in models.split(",") if m.strip()] if models else None
+    overrides = task_overrides(
+        settings,
+        dt=dt,
+        noise=noise,
+        train_points=train_points,
+        data=str(data) if data else None,
+        data_dt=data_dt,
+        seed=seed,
+    )
+    task_obj, resolved, cfg = resolve_run_config(
+        task, preset, models=model_list, config=config, overrides=overrides
+    )
+    task_obj.check_config(cfg)
+
+    out = out or Path("runs") / f"{task}-{preset}"
+    # Compared as data (after a JSON round trip, as run_benchmark writes it), not as text.
+    previous = previous_run_config(out)
+    replace = previous is not None and previous != json.loads(json.dumps(resolved))
+    if replace and not overwrite:
+        raise UsageError(
+            f"{out} holds a run with a different configuration; pass --overwrite to replace "
+            "it or --out for a new folder"
+        )
+    check_creatable_dir(out)
+    console.print(f"[bold]dynaforge benchmark {task}[/] preset={preset} → {escape(str(out))}")
+    # The data is built (and a user's file read and checked) before the run folder is touched:
+    # bad data leaves no folder behind and never costs the previous run.
+    console.print(escape(task_obj.data_message(cfg)))
+    task_data = task_obj.build_data(cfg, progress=progress)
+    check_models(task_obj, cfg, list(resolved["models"]), data_requirements(task_data.train))
+    if replace:
+        remove_run(out)
+    created = check_writable_dir(out)
+    try:
+        run_benchmark(
+            task_obj,
+            task_data,
+            resolved["models"],
+            out,
+            config=resolved,
+            progress=progress,
+            log=lambda msg: console.print(msg, highlight=False, markup=False),
+        )
+    except BaseException:
+        if created and not any((out / "checkpoints").glob("*")):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    report = build_report(out)
+    print_leaderboard(out)
+    console.print(f"report: {report}")
+
+
+@app.command()
+@guard
+def report(
+    run_dir: Path = typer.Argument(..., help="A benchmark, discovery, tune or sweep run folder."),
+) -> None:
+    """Rebuild report.html and the figures of a benchmark, discovery, tune or sweep run folder."""
+    from dynaforge.report import build_report
+    from dynaforge.report.discovery import build_discovery_report
+    from dynaforge.report.tune import build_sweep_report, build_tune_report
+
+    for marker, builder in (
+        ("discovery.json", build_discovery_report),
+        ("study.json", build_tune_report),
+        ("sweep.json", build_sweep_report),
+    ):
+        if (run_dir / marker).is_file():
+            console.print(f"report: {builder(run_dir)}")
+            return
+    if not (run_dir / "metrics.json").is_file():
+        raise UsageError(
+            f"{run_dir} is not a run folder of dynaforge (no metrics.json, "
+            "discovery.json, study.json or sweep.json)"
+        )
+    console.print(f"report: {build_report(run_dir)}")
+
+
+@app.command()
+@guard
+def acf(
+    data: Path = typer.Argument(..., help="Trajectories file (HDF5, CSV or NPY with --dt)."),
+    max_lag: int = typer.Option(100, "--max-lag", help="Largest lag in steps."),
+    dt: float | None = typer.Option(None, "--dt", help="Sampling interval of an NPY file."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="PNG file for the plot."),
+) -> None:
+    """Autocorrelation of a dataset and the lag where it decorrelates (a window-length guide)."""
+    from dynaforge.data import autocorrelation, decorrelation_lag, read_trajectories
+
+    if data.suffix.lower() == ".npy" and dt is None:
+        raise UsageError(
+            f"{data} is a .npy array, which carries no times; pass --dt (the sampling interval)"
+        )
+    kwargs = {"dt": dt} if data.suffix.lower() == ".npy" else {}
+    traj = read_trajectories(data, **kwargs)
+    curve = autocorrelation(traj.x, min(max_lag, traj.n_steps - 1))
+    lag = decorrelation_lag(curve)
+    console.print(
+        f"decorrelation lag (|acf| < 1/e in every dimension): {lag} steps "
+        f"= {lag * traj.dt:g} time units"
+    )
+    if output is not None:
+        from dynaforge.report.plots import plot_autocorrelation, save_figure
+
+        save_figure(
+            plot_autocorrelation(
+                range(curve.shape[0]), curve.numpy(), traj.state_names, chosen=lag
+            ),
+            output,
+        )
+        console.print(f"wrote {output}")
