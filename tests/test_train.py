@@ -118,3 +118,26 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA"):
             resolve_device("cuda")
+
+
+def test_a_time_budget_that_is_kept_changes_no_number():
+    """A generous time cap never reads the clock: the same numbers as no cap at all."""
+    data, val = _data(), _data(64, seed=1)
+    results = []
+    for cap in (None, 3600.0):
+        cfg = TrainConfig(epochs=4, batch_size=32, rollout_steps=2, progress=False, patience=0,
+                          max_time_s=cap)  # fmt: skip
+        module = _module()
+        results.append(train_module(module, window_loss, data, val, cfg).history)
+    assert results[0]["train_loss"] == results[1]["train_loss"]
+    assert results[0]["lr"] == results[1]["lr"]
+
+
+def test_a_run_behind_its_time_budget_decays_its_rate_and_stops():
+    data, val = _data(), _data(64, seed=1)
+    cfg = TrainConfig(epochs=1000, batch_size=32, rollout_steps=2, progress=False, patience=0,
+                      max_time_s=1e-3)  # fmt: skip
+    result = train_module(_module(), window_loss, data, val, cfg)
+    assert result.stopped_early and len(result.history["epoch"]) == 1
+    # The first epoch started on pace (no time spent yet): its rate follows the epochs only.
+    assert result.history["lr"][0] == pytest.approx(learning_rate_at(1 - 1 / 8, cfg))

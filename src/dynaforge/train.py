@@ -54,8 +54,10 @@ class TrainConfig:
         seed: seeds parameter initialisation order and batch shuffling.
         device: ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...
         max_time_s: wall-clock budget for training; stops after the epoch that exceeds it, and
-            the learning-rate schedule advances by time as well as by epochs. Results then
-            depend on the machine's speed: for reproducible numbers, budget by epochs.
+            once a run falls behind the budget's pace (checked at each epoch's start) the
+            learning-rate schedule advances by time as well as by epochs. A run that keeps pace
+            gives the same numbers as one without a budget; one that falls behind depends on
+            the machine's speed.
         progress: show a progress bar.
     """
 
@@ -239,11 +241,19 @@ def train_module(
         module.train()
         perm = torch.randperm(n, generator=generator).to(device)
         running = torch.zeros((), device=device)
+        # Under a time budget the schedule follows the clock once the run falls behind it (a
+        # run cut short by the clock still ends with a decayed rate). Whether it has is decided
+        # at epoch boundaries, so a run that keeps pace with its budget never reads the clock
+        # and gives the same numbers every time.
+        clock_leads = (
+            bool(config.max_time_s)
+            and epoch > 0
+            and (elapsed_before + time.perf_counter() - t0) / config.max_time_s
+            > epoch / config.epochs
+        )
         for step in range(steps_per_epoch):
             progress_epochs = epoch + step / steps_per_epoch
-            if config.max_time_s:
-                # Under a time budget the schedule follows whichever runs out first, epochs or
-                # time, so a run cut short by the clock still ends with a decayed rate.
+            if clock_leads:
                 spent = elapsed_before + time.perf_counter() - t0
                 progress_epochs = max(progress_epochs, config.epochs * spent / config.max_time_s)
             for group in optimizer.param_groups:
