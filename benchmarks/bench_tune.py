@@ -39,6 +39,8 @@ def _meta(task: dict[str, Any], space: dict[str, Any], n_validation: int):
         space=parse_space(space, model="esn").to_dict(),
         n_validation=n_validation,
         objective=lorenz.objective_text(lorenz.primary_metric, n_validation),
+        metric=lorenz.primary,
+        direction=lorenz.primary_metric.direction,
     )
 
 

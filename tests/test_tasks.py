@@ -508,3 +508,89 @@ def test_worker_processes_get_a_task_registered_at_run_time(registered, tmp_path
     assert study["counts"]["COMPLETE"] == 4 and study["direction"] == "minimize"
     workers = {line.split(",")[6] for line in (out / "trials.csv").read_text().splitlines()[1:]}
     assert len(workers) == 2, workers
+
+
+def test_tune_objective_is_any_validation_metric(tmp_path):
+    """--objective picks one of the task's validation metrics; the study takes its direction;
+    a name that is not one lists them."""
+    tiny = tmp_path / "tiny.json"
+    tiny.write_text(json.dumps({"task": {
+        "train_points": 600, "train_trajectories": 2, "val_points": 200, "val_trajectories": 1,
+        "n_test": 2, "context_steps": 30, "horizon_lyapunov": 2, "n_climate": 0},
+        "models": {"esn": {"reservoir_size": 40, "washout": 20}}}))  # fmt: skip
+    space = tmp_path / "space.yaml"
+    space.write_text(json.dumps({"spectral_radius": {"low": 0.5, "high": 1.0}}))
+    out = tmp_path / "tune"
+    result = invoke("tune", "lorenz63", "--model", "esn", "--objective", "vpt_q25", "--trials",
+                    2, "--space", space, "--config", tiny, "--n-validation", 4, "--out", out,
+                    "--no-progress")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    study = json.loads((out / "study.json").read_text())
+    assert study["metric"] == "vpt_q25" and study["direction"] == "maximize"
+    result = invoke("tune", "lorenz63", "--model", "esn", "--objective", "rmse", "--out",
+                    tmp_path / "other")  # fmt: skip
+    assert_clean_error(result, "no validation metric 'rmse'", "vpt_median, vpt_q25, vpt_q75")
+    assert not (tmp_path / "other").exists()
+
+
+@pytest.mark.parametrize("kind", ["static", "ragged", "shaped"])
+def test_lorenz_refuses_a_file_it_cannot_forecast_before_any_work(tmp_path, kind):
+    """A valid file of another kind of data (static inputs, ragged, shaped states) is refused
+    by the task, before a run folder or a study exists."""
+    rng = np.random.default_rng(0)
+    t = torch.arange(400, dtype=torch.float64) * 0.04
+    if kind == "shaped":
+        traj = Trajectories(t=t, x=torch.as_tensor(rng.normal(size=(3, 400, 1, 3))),
+                            state_names=("x", "y", "z"), metadata={})  # fmt: skip
+    else:
+        traj = Trajectories(
+            t=t, x=torch.as_tensor(rng.normal(size=(3, 400, 3))), state_names=("x", "y", "z"),
+            metadata={}, static=torch.ones(3, 1) if kind == "static" else None,
+            lengths=torch.tensor([400, 300, 350]) if kind == "ragged" else None)  # fmt: skip
+    path = traj.save(tmp_path / f"{kind}.h5")
+    for command in (["benchmark", "lorenz63", "--models", "persistence"],
+                    ["tune", "lorenz63", "--model", "esn"],
+                    ["train", "lorenz63", "--model", "esn"]):  # fmt: skip
+        out = tmp_path / "run"
+        result = invoke(*command, "--set", f"data={path}", "--out", out)
+        assert_clean_error(result, f"{kind}.h5")
+        assert not out.exists(), command
+
+
+class _UndeclaredStatic(OscillatorGridTask):
+    """The grid task without declaring its static inputs up front: the built data says so."""
+
+    name = "oscillator-grid-undeclared"
+
+    def requirements(self, cfg) -> frozenset[str]:
+        return frozenset({SHAPED_STATE}) if cfg.n_train else frozenset()
+
+
+def test_what_the_data_asks_is_checked_before_training_everywhere(tmp_path):
+    register_task(_UndeclaredStatic())
+    try:
+        from dynaforge.tasks import models_for
+
+        assert "esn" in models_for(get_task("oscillator-grid-undeclared"))  # settings alone
+        for command in (["benchmark", "--models", "esn"], ["tune", "--model", "esn"],
+                        ["sweep", "--model", "esn", "--param", "ridge=1e-6,1e-8"],
+                        ["train", "--model", "esn"]):  # fmt: skip
+            out = tmp_path / "run"
+            result = invoke(command[0], "oscillator-grid-undeclared", *command[1:], "--out", out)
+            text = assert_clean_error(result, "'esn' cannot use static inputs")
+            assert "models that can: lstm" in " ".join(text.split()), text
+            assert "esn," not in text.split("models that can:")[1], text
+            assert not out.exists(), command
+    finally:
+        TASKS.pop("oscillator-grid-undeclared", None)
+
+
+def test_a_learned_model_refuses_static_inputs_it_cannot_use(registered):
+    from dynaforge.models import create_model
+
+    task = registered["oscillator-grid"]
+    data = task.build_data(task.make_config({}))
+    with pytest.raises(ValueError, match="esn cannot use static inputs"):
+        create_model("esn", reservoir_size=20, washout=5).fit(data.train)
+    # a baseline may ignore them
+    create_model("persistence").fit(data.train).forecast(data.test_context, 2, data.test_static)

@@ -48,6 +48,8 @@ def _meta(model="esn", base=None, space=None) -> StudyMeta:
         space=parse_space(space, model=model).to_dict(),
         n_validation=4,
         objective=get_task("lorenz63").objective_text(get_task("lorenz63").primary_metric, 4),
+        metric="vpt_median",
+        direction="maximize",
     )
 
 
@@ -229,6 +231,7 @@ def test_a_study_made_before_task_metrics_resumes(tmp_path):
     url = default_storage_url(tmp_path)
     study = prepare_study(_spec(url, tmp_path, n_trials=2, name="old"), log=lambda m: None)
     old = {k: v for k, v in _meta().to_json().items() if k not in ("metric", "direction")}
+    assert set(_meta().to_json()) - set(old) == {"metric", "direction"}
     study.set_user_attr("dynaforge", old)
     full = get_task("lorenz63").make_config(TINY_TASK)
     import dataclasses

@@ -63,8 +63,12 @@ def run_benchmark(
     out = Path(out_dir)
     # Every model is built and checked against the task (and what its data asks) first: a bad
     # name, hyperparameter or contract fails before any training.
-    check_models(task, None, list(models), data_requirements(data.train))
+    check_models(task, None, list(models), data_requirements(data.train, data.val))
     built = {name: create_model(name, **params) for name, params in models.items()}
+    extra = task.extra_files(data)
+    undeclared = sorted(set(extra) - set(task.extra_file_names))
+    if undeclared:  # --overwrite removes only declared files: a task must name what it writes
+        raise ValueError(f"task {task.name!r} writes {undeclared}, not in its extra_file_names")
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     # Written before any training: it marks what the checkpoints belong to, so a rerun with the
@@ -122,8 +126,8 @@ def run_benchmark(
     _write_atomic(out / "metrics.json", json.dumps(metrics_doc, indent=2, default=_json_default))
     _write_atomic(out / "leaderboard.csv", leaderboard_csv(task, results))
     _save_npz(out / "predictions.npz", arrays)
-    for file, extra in task.extra_files(data).items():
-        _save_npz(out / file, extra)
+    for file, arrays_of_file in extra.items():
+        _save_npz(out / file, arrays_of_file)
     return metrics_doc
 
 

@@ -93,7 +93,8 @@ def check_creatable_dir(path: Path) -> None:
         raise UsageError(f"cannot create output folder {path}: {ancestor} is not a folder")
 
 
-#: What a benchmark run writes into its folder (and all that --overwrite removes).
+#: What every benchmark run writes into its folder (with its task's ``extra_file_names``, all
+#: that --overwrite removes).
 RUN_ARTIFACTS = (
     "config.json",
     "metrics.json",
@@ -123,9 +124,17 @@ def previous_run_config(out: Path) -> dict | None:
     return doc
 
 
-def remove_run(out: Path) -> None:
-    """Remove the artifacts of a previous run, and nothing else the folder holds."""
-    for name in RUN_ARTIFACTS:
+def remove_run(out: Path, previous: dict, task) -> None:
+    """Remove the artifacts of the previous run in ``out`` (its config ``previous``; the files
+    of its task and of ``task``), and nothing else the folder holds."""
+    from dynaforge.tasks import TASKS
+
+    names = [*RUN_ARTIFACTS, *task.extra_file_names]
+    # A run from before tasks had names was a Lorenz-63 run.
+    before = TASKS.get(str(previous.get("task_name") or "lorenz63"))
+    if before is not None:
+        names += before.extra_file_names
+    for name in dict.fromkeys(names):
         target = out / name
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
@@ -151,9 +160,6 @@ def print_table(table: Table) -> None:
         return
     width = Measurement.get(out_console, out_console.options.update_width(10_000), table).maximum
     Console(file=out_console.file, width=max(width, 80)).print(table)
-
-
-#: What a discovery run writes into its folder (and all that --overwrite removes).
 
 
 def parse_settings(items: list[str] | None) -> dict[str, Any]:

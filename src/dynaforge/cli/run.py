@@ -272,9 +272,11 @@ def benchmark(
     # bad data leaves no folder behind and never costs the previous run.
     console.print(escape(task_obj.data_message(cfg)))
     task_data = task_obj.build_data(cfg, progress=progress)
-    check_models(task_obj, cfg, list(resolved["models"]), data_requirements(task_data.train))
+    check_models(
+        task_obj, cfg, list(resolved["models"]), data_requirements(task_data.train, task_data.val)
+    )
     if replace:
-        remove_run(out)
+        remove_run(out, previous, task_obj)
     created = check_writable_dir(out)
     try:
         run_benchmark(

@@ -47,7 +47,7 @@ def _task_data(task_obj, cfg, purpose: str, n_validation: int, progress: bool, m
     cfg = task_obj.config_for(cfg, purpose)
     console.print(escape(task_obj.data_message(cfg)))
     data = task_obj.build_data(cfg, progress=progress)
-    check_models(task_obj, cfg, [model], data_requirements(data.train))
+    check_models(task_obj, cfg, [model], data_requirements(data.train, data.val))
     return data, task_obj.build_validation(cfg, data, n_validation)
 
 
@@ -178,11 +178,8 @@ def tune(
         raise UsageError(f"--heartbeat must be >= 1 s, got {heartbeat}")
     set_threads(threads)
     overrides = task_overrides(settings, dt=dt, noise=noise, train_points=train_points)
-    task_obj, task_cfg, _, params = _resolve(task, model, preset, config, overrides)
-    metric = task_obj.validation_metrics[0] if objective is None else task_obj.metric(objective)
-    if metric not in task_obj.validation_metrics:
-        known = ", ".join(m.key for m in task_obj.validation_metrics)
-        raise UsageError(f"--objective {objective}: not a validation metric of {task}; use {known}")
+    task_obj, task_cfg, cfg, params = _resolve(task, model, preset, config, overrides)
+    metric = task_obj.validation_metric(objective)
     search = load_space(space, model=model) if space else default_space(model)
     if sampler == "grid":
         search.grid()  # fails now when the space has no grid values
@@ -211,6 +208,9 @@ def tune(
                 f"{out} holds the results of study {other!r}; choose another "
                 "--out (or the same --study to resume it)"
             )
+    # The data are built, and the model checked against what they ask, before the run folder
+    # or the study exist: bad data or a model that cannot use them leave nothing behind.
+    task_data = _task_data(task_obj, cfg, "tune", n_validation, progress, model)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     url = storage or default_storage_url(out)
@@ -242,7 +242,7 @@ def tune(
             shutil.rmtree(out, ignore_errors=True)
         raise
     summary = run_tune(spec, workers=workers, progress=progress, preset=preset, log=_log,
-                       task=task_obj)  # fmt: skip
+                       task=task_obj, task_data=task_data)  # fmt: skip
     report = build_tune_report(out)
     _print_tune_summary(summary, metric.label)
     console.print(f"report: {report}")
@@ -261,7 +261,12 @@ def _print_tune_summary(summary: dict[str, Any], label: str) -> None:
     )
     best, default = summary.get("best"), summary.get("default")
     if best is None:
-        console.print("[bold red]no trial completed[/]: see trials.csv and report.html")
+        what = (
+            "every completed trial scored the worst value (diverged or non-finite)"
+            if counts["COMPLETE"]
+            else "no trial completed"
+        )
+        console.print(f"[bold red]{what}[/]: see trials.csv and report.html")
         return
     table = Table(title=f"best trial {best['number']}: {summary['objective']}")
     table.add_column("parameter")
@@ -337,7 +342,7 @@ def sweep(
         raise UsageError(f"--n-validation must be >= 1, got {n_validation}")
     set_threads(threads)
     overrides = task_overrides(settings, dt=dt, noise=noise)
-    task_obj, _, cfg, params = _resolve(task, model, preset, config, overrides)
+    task_obj, task_cfg, cfg, params = _resolve(task, model, preset, config, overrides)
     # The name must be a hyperparameter of the model; values are checked by building it.
     parse_space({name: {"choices": values}}, model=model, source="--param")
     for value in values:
@@ -362,6 +367,7 @@ def sweep(
         values=values,
         repeats=repeats,
         out_dir=out,
+        task_config=task_cfg,
         progress=progress,
         log=_log,
     )

@@ -147,6 +147,17 @@ class AbstractModel(ABC):
                 raise ValueError(
                     f"{self.name}: the {part} data must be Trajectories, got {type(traj).__name__}"
                 )
+            # A baseline may ignore static inputs (persistence does); a learned model that
+            # cannot use them would learn without what the dynamics depend on.
+            if (
+                traj.static is not None
+                and STATIC not in self.capabilities
+                and (self.kind != "baseline")
+            ):
+                raise ValueError(
+                    f"{self.name} cannot use static inputs, and the {part} data has them "
+                    f"(shaped {traj.static_shape})"
+                )
             if traj.is_ragged and RAGGED not in self.capabilities:
                 raise ValueError(
                     f"{self.name} cannot learn from trajectories of different lengths (the "

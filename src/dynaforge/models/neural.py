@@ -251,6 +251,12 @@ class AbstractNeuralForecaster(GradientTrained, AbstractForecaster):
         trials). The module stays on its training device and returns to training mode."""
         if getattr(self, "module_", None) is None:
             raise RuntimeError(f"{type(self).__name__}.forecast_during_fit: fit has not started")
+        if (static is None) != (self.static_normalizer_ is None):
+            raise ValueError(
+                f"{self.name} is being fitted "
+                + ("with" if static is None else "without")
+                + " static inputs; pass static=... exactly when the data has them"
+            )
         device = next(self.module_.parameters()).device
         was_training = self.module_.training
         self.module_.eval()

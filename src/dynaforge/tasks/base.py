@@ -142,6 +142,9 @@ class AbstractTask(ABC):
     provides: frozenset[str] = frozenset()
     #: Columns of ``leaderboard.csv`` after ``rank, model, kind``.
     leaderboard_columns: ClassVar[tuple[str, ...]]
+    #: The names of the further files :meth:`extra_files` writes into a run folder (so that
+    #: ``--overwrite`` removes them with the rest of a run, and nothing else).
+    extra_file_names: ClassVar[tuple[str, ...]] = ()
 
     # -- declaration helpers ----------------------------------------------------------------
     @property
@@ -152,11 +155,24 @@ class AbstractTask(ABC):
         raise ValueError(f"task {self.name!r}: primary metric {self.primary!r} is not declared")
 
     def metric(self, key: str) -> Metric:
-        for m in (*self.metrics, *self.validation_metrics):
+        """The test metric ``key`` (as :attr:`metrics` declares it)."""
+        for m in self.metrics:
+            if m.key == key:
+                return m
+        known = ", ".join(m.key for m in self.metrics)
+        raise ValueError(f"task {self.name!r} has no metric {key!r}; its metrics: {known}")
+
+    def validation_metric(self, key: str | None = None) -> Metric:
+        """The validation metric ``key`` (tuning's objective; None: the first, the primary)."""
+        if key is None:
+            return self.validation_metrics[0]
+        for m in self.validation_metrics:
             if m.key == key:
                 return m
         known = ", ".join(m.key for m in self.validation_metrics)
-        raise ValueError(f"task {self.name!r} has no metric {key!r}; known: {known}")
+        raise ValueError(
+            f"task {self.name!r} has no validation metric {key!r} to optimise; use one of: {known}"
+        )
 
     @property
     def validation_metrics(self) -> tuple[Metric, ...]:
@@ -345,7 +361,8 @@ def model_problem(
     model_cls: type[AbstractModel],
     requirements: frozenset[str] | None = None,
 ) -> str | None:
-    """Why ``model_cls`` cannot take part in ``task`` (None when it can)."""
+    """Why ``model_cls`` cannot take part in ``task`` (None when it can); ``requirements``
+    default to ``task.requirements(cfg)``."""
     contract = task.contract
     if not issubclass(model_cls, contract):
         return (
@@ -376,38 +393,63 @@ def model_problem(
     return None
 
 
-def models_for(task: AbstractTask, cfg: Any = None) -> list[str]:
-    """The registered models that meet ``task``'s contract (and its data's needs)."""
+def models_for(task: AbstractTask, cfg: Any = None,
+               requirements: frozenset[str] | None = None) -> list[str]:  # fmt: skip
+    """The registered models that meet ``task``'s contract and what its data asks
+    (``requirements``, else those of ``cfg``: the task's first preset when None)."""
     from dynaforge.models import MODELS
 
-    return [name for name, cls in MODELS.items() if model_problem(task, cfg, cls) is None]
+    if requirements is None:
+        requirements = task.requirements(_default_config(task) if cfg is None else cfg)
+    return [
+        name for name, cls in MODELS.items() if model_problem(task, cfg, cls, requirements) is None
+    ]
+
+
+def _default_config(task: AbstractTask) -> Any:
+    """The settings of the task's first preset (None when they cannot be built alone)."""
+    try:
+        first = next(iter(task.presets.values()))
+        return task.make_config(dict(first.get("task", {})))
+    except (StopIteration, ValueError, TypeError):
+        return None
 
 
 def check_models(
     task: AbstractTask, cfg: Any, names: Sequence[str], requirements: frozenset[str] | None = None
 ) -> None:
-    """Refuse, by name and before any training, every model that cannot take part."""
+    """Refuse, by name and before any training, every model that cannot take part.
+
+    ``requirements``: the capabilities asked for (default: ``task.requirements(cfg)``);
+    callers that built the data add :func:`data_requirements`.
+    """
     from dynaforge.models import get_model_class
 
+    if requirements is None:
+        requirements = task.requirements(cfg)
     for name in names:
         problem = model_problem(task, cfg, get_model_class(name), requirements)
         if problem is not None:
-            fitting = ", ".join(models_for(task, cfg)) or "none"
+            fitting = ", ".join(models_for(task, cfg, requirements)) or "none"
             raise ValueError(f"{problem}; models that can: {fitting}")
 
 
-def data_requirements(train: Any) -> frozenset[str]:
-    """Capabilities the training data asks of a model (static inputs, ragged, shaped)."""
+def data_requirements(*parts: Any) -> frozenset[str]:
+    """Capabilities data parts (Trajectories or LabelledTrajectories; None skipped) ask of a
+    model: static inputs, trajectories of different lengths, states with several axes."""
     from dynaforge.models.base import RAGGED, SHAPED_STATE
 
-    traj = getattr(train, "trajectories", train)
     needs = set()
-    if traj.static is not None:
-        needs.add(STATIC)
-    if traj.is_ragged:
-        needs.add(RAGGED)
-    if len(traj.state_shape) > 1:
-        needs.add(SHAPED_STATE)
+    for part in parts:
+        if part is None:
+            continue
+        traj = getattr(part, "trajectories", part)
+        if traj.static is not None:
+            needs.add(STATIC)
+        if traj.is_ragged:
+            needs.add(RAGGED)
+        if len(traj.state_shape) > 1:
+            needs.add(SHAPED_STATE)
     return frozenset(needs)
 
 

@@ -111,7 +111,10 @@ class ForecastingTaskConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.data is None and not 0 <= self.n_climate <= self.n_test:
-            raise ValueError(f"n_climate must be in [0, n_test], got {self.n_climate}")
+            raise ValueError(
+                f"n_climate must be in [0, n_test = {self.n_test}], got {self.n_climate} "
+                "(set both, e.g. --set n_test=4 --set n_climate=2)"
+            )
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -242,6 +245,23 @@ def _from_file(cfg: ForecastingTaskConfig) -> ForecastingData:
     suffix = path.suffix.lower()
     kwargs = {"dt": cfg.data_dt} if suffix == ".npy" or (suffix == ".csv" and cfg.data_dt) else {}
     traj = read_trajectories(path, **kwargs)
+    # Forecasting a chaotic system's state from its past asks for equal-length trajectories of
+    # vector states and nothing else; refused here, before any run folder exists.
+    if traj.static is not None:
+        raise ValueError(
+            f"{path} has static inputs {traj.static_shape}; task {cfg.system} forecasts the "
+            "state from its past alone (a task with static inputs declares them)"
+        )
+    if traj.is_ragged:
+        raise ValueError(
+            f"{path} holds trajectories of different lengths; task {cfg.system} needs "
+            "equal-length trajectories (or one long one)"
+        )
+    if len(traj.state_shape) > 1:
+        raise ValueError(
+            f"{path} has states shaped {traj.state_shape}; task {cfg.system} forecasts "
+            "vector states"
+        )
     if cfg.noise > 0:
         traj = traj.with_noise(cfg.noise, torch.Generator().manual_seed(cfg.seed * 3 + 4))
     try:
@@ -502,14 +522,15 @@ class ChaoticForecastingTask(AbstractForecastingTask):
     )  # fmt: skip
     primary = "vpt_median"
     leaderboard_columns = LEADERBOARD_COLUMNS
+    extra_file_names = ("acf.npz",)
 
     def __init__(self, system: str) -> None:
         get_system(system)  # an unknown system fails at registration
         self.system = system
         self.name = system
         self.description = (
-            f"forecast {system} from 200 steps of context; valid prediction time in Lyapunov "
-            "times against DOP853 truth"
+            f"forecast {system} from its recent past; valid prediction time in Lyapunov times "
+            "against DOP853 truth"
         )
 
     @property
@@ -523,6 +544,12 @@ class ChaoticForecastingTask(AbstractForecastingTask):
 
     # -- configuration ----------------------------------------------------------------------
     def make_config(self, settings: Mapping[str, Any]) -> ForecastingTaskConfig:
+        given = settings.get("system", self.system)
+        if given != self.system:
+            raise ValueError(
+                f"task {self.name} forecasts {self.system}, not {given!r}; name the task "
+                f"instead (`dynaforge tasks` lists them)"
+            )
         return super().make_config({**settings, "system": self.system})
 
     def check_config(self, cfg: ForecastingTaskConfig) -> None:

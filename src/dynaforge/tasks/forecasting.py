@@ -68,8 +68,7 @@ def forecast_errors(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     """Root-mean-square error over the state at each lead time: ``(B, H)`` float64, ``inf``
     where a forecast is non-finite."""
     diff = (pred.to(torch.float64) - truth.to(torch.float64)).reshape(*pred.shape[:2], -1)
-    with np.errstate(over="ignore"):
-        err = diff.pow(2).mean(dim=-1).sqrt()
+    err = diff.pow(2).mean(dim=-1).sqrt()
     return torch.where(torch.isfinite(err), err, torch.full_like(err, math.inf))
 
 

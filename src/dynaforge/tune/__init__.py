@@ -5,7 +5,8 @@
 - :mod:`.storage`: the embedded journal file or any Optuna storage URL, with heartbeats;
 - :mod:`.study`: a study's metadata, its exact trial budget (tickets), samplers, pruners and
   exports (``study.json``, ``trials.csv``, ``best_config.yaml``);
-- :mod:`.worker`: the objective (median validation VPT) and the worker processes;
+- :mod:`.worker`: the objective (the task's validation metric, its primary one by default) and
+  the worker processes;
 - :mod:`.run`: ``dynaforge tune`` from settings to an exported study;
 - :mod:`.sweep`: ``dynaforge sweep``, one hyperparameter × seeds.
 """

@@ -14,7 +14,7 @@ from typing import Any
 import optuna
 
 from dynaforge.progress import progress_bar
-from dynaforge.tasks import AbstractTask, get_task
+from dynaforge.tasks import AbstractTask, TaskData, get_task
 from dynaforge.tune.storage import display_url, open_storage
 from dynaforge.tune.study import (
     FINISHED,
@@ -66,10 +66,12 @@ def run_tune(
     preset: str | None = None,
     log=print,
     task: AbstractTask | None = None,
+    task_data: tuple[TaskData, Any] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the study of ``spec`` with ``workers`` processes; write the exports
     into ``spec.run_dir``; return the ``study.json`` summary. ``task``: the task object (else
-    the registry's entry of the study's task name)."""
+    the registry's entry of the study's task name); ``task_data``: its data and validation
+    part when the caller built them already."""
     if workers < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
     study = prepare_study(spec, log=log)
@@ -77,8 +79,9 @@ def run_tune(
     task = task or get_task(meta.task)
     run_dir = Path(spec.run_dir) if spec.run_dir else None
     # Build (and cache) the data once here, so the workers only load it.
-    log("building the task's data and validation part ...")
-    task_data = load_task_data(meta, run_dir, task)
+    if task_data is None:
+        log("building the task's data and validation part ...")
+    task_data = load_task_data(meta, run_dir, task, built=task_data)
     budget = int(study.user_attrs.get("n_trials", spec.n_trials or 0))
     bar = progress_bar(budget, desc=f"tune {meta.model}", unit="trial", enabled=progress)
 
@@ -130,7 +133,7 @@ def run_tune(
         )
     best = best_trial(study)
     if best is not None:
-        note = task.saturation_note(task.metric(meta.metric), [best.value], task_data[1])
+        note = task.saturation_note(task.validation_metric(meta.metric), [best.value], task_data[1])
         if note:
             log(f"note: the best trial: {note}")
     summary = {}

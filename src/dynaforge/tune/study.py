@@ -57,8 +57,8 @@ class StudyMeta:
     space: dict[str, Any]
     n_validation: int
     objective: str
-    metric: str = "vpt_median"
-    direction: str = "maximize"
+    metric: str
+    direction: str
 
     def to_json(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))

@@ -93,11 +93,13 @@ def run_sweep(
     values: list[Any],
     repeats: int,
     out_dir: str | os.PathLike,
+    task_config: dict[str, Any] | None = None,
     progress: bool = True,
     log=print,
 ) -> dict[str, Any]:
     """Train ``model`` with ``param`` = each of ``values`` and ``repeats`` seeds; write and
-    return the ``sweep.json`` document (resuming the results already in ``out_dir``).
+    return the ``sweep.json`` document (resuming the results already in ``out_dir``, when they
+    are of the same task, settings ``task_config``, model, parameter and metric).
 
     Each run is scored by the task's primary metric on its validation part (as tuning is) and
     on its test part (as the benchmark is); a run whose training diverges scores the metric's
@@ -128,6 +130,7 @@ def run_sweep(
         "repeats": repeats,
         "seed_param": seed_name,
         "base_params": base_params,
+        "task_config": task_config,
         "metric": task.objective_text(metric, task.validation_size(validation)),
         "direction": metric.direction,
         "test_metric": f"{test_metric.label} on the test part",
@@ -137,8 +140,10 @@ def run_sweep(
         previous = json.loads(path.read_text())
         differs = [
             k
-            for k in ("task", "model", "param", "base_params", "metric")
+            for k in ("task", "model", "param", "base_params", "metric", "task_config")
             if previous.get(k) != json.loads(json.dumps(doc[k]))
+            # a sweep from before settings were recorded is taken as of the same settings
+            and not (k == "task_config" and k not in previous)
         ]
         if differs:
             raise ValueError(

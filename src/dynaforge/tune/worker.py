@@ -73,30 +73,36 @@ def max_epochs(meta: StudyMeta) -> int | None:
 
 # -- data -------------------------------------------------------------------------------------
 def load_task_data(
-    meta: StudyMeta, run_dir: str | os.PathLike | None, task: AbstractTask | None = None
+    meta: StudyMeta,
+    run_dir: str | os.PathLike | None,
+    task: AbstractTask | None = None,
+    *,
+    built: tuple[TaskData, Any] | None = None,
 ) -> tuple[TaskData, Any]:
     """Build the task's data (as the task builds it for tuning: no test or long runs where it
     can) and its validation part, cached in ``run_dir`` when given (a file named by a hash of
-    the settings, written atomically, so concurrent workers agree)."""
+    the settings, written atomically, so concurrent workers agree). ``built``: the data the
+    caller already made, only to be cached."""
     task = task or get_task(meta.task)
     key = hashlib.sha256(
         json.dumps([meta.task, meta.task_config, meta.n_validation], sort_keys=True).encode()
     ).hexdigest()[:16]
     cache = Path(run_dir) / f"{Path(DATA_CACHE).stem}-{key}.pt" if run_dir else None
-    if cache is not None and cache.is_file():
+    if built is None and cache is not None and cache.is_file():
         try:
             data, validation = torch.load(cache, weights_only=False)
             return data, validation
         except Exception:  # noqa: BLE001 - a damaged cache is rebuilt
             pass
-    cfg = task.config_for(task.make_config(meta.task_config), "tune")
-    data = task.build_data(cfg)
-    validation = task.build_validation(cfg, data, meta.n_validation)
-    if cache is not None:
+    if built is None:
+        cfg = task.config_for(task.make_config(meta.task_config), "tune")
+        data = task.build_data(cfg)
+        built = data, task.build_validation(cfg, data, meta.n_validation)
+    if cache is not None and not cache.is_file():
         tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
-        torch.save((data, validation), tmp)
+        torch.save(built, tmp)
         os.replace(tmp, cache)
-    return data, validation
+    return built
 
 
 # -- the objective ----------------------------------------------------------------------------
@@ -115,7 +121,7 @@ class Objective:
     ) -> None:
         self.meta = meta
         self.task = task
-        self.metric = task.metric(meta.metric)
+        self.metric = task.validation_metric(meta.metric)
         self.space = meta.search_space()
         self.data = data
         self.validation = validation
