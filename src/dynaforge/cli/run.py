@@ -129,7 +129,7 @@ def list_tasks(
         print_table(table)
         return
     table = Table(title="dynaforge tasks")
-    for col in ("task", "contract", "ranked by", "models", "description"):
+    for col in ("task", "contract", "ranked by", "models", "baselines", "description"):
         table.add_column(col, no_wrap=col in ("task", "contract"))
     for name, task in TASKS.items():
         m = task.primary_metric
@@ -138,6 +138,7 @@ def list_tasks(
             task.contract.family,
             f"{m.key} ({'higher' if m.maximize else 'lower'} is better)",
             ", ".join(models_for(task)),
+            ", ".join(task.baselines) or "—",
             task.description,
         )
     print_table(table)

@@ -149,11 +149,8 @@ class AbstractModel(ABC):
                 )
             # A baseline may ignore static inputs (persistence does); a learned model that
             # cannot use them would learn without what the dynamics depend on.
-            if (
-                traj.static is not None
-                and STATIC not in self.capabilities
-                and (self.kind != "baseline")
-            ):
+            learned = self.kind != "baseline"
+            if traj.static is not None and STATIC not in self.capabilities and learned:
                 raise ValueError(
                     f"{self.name} cannot use static inputs, and the {part} data has them "
                     f"(shaped {traj.static_shape})"
@@ -186,15 +183,13 @@ class AbstractModel(ABC):
         self.dim_ = train.dim
 
     def _check_states(
-        self, what: str, x: torch.Tensor, static: torch.Tensor | None, *, time_axis: bool = True
+        self, what: str, x: torch.Tensor, static: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Check ``x`` ``(B, L, *state)`` (or ``(B, *state)`` without ``time_axis``) and
-        ``static`` ``(B, *static)`` against the fitted shapes; returns them flattened, float64:
-        ``(B, L, D)`` and ``(B, S)`` or None."""
+        """Check ``x`` ``(B, L, *state)`` and ``static`` ``(B, *static)`` against the fitted
+        shapes; returns them flattened, float64: ``(B, L, D)`` and ``(B, S)`` or None."""
         self._check_fitted()
-        lead = 2 if time_axis else 1
-        shape = "(B, L, " if time_axis else "(B, "
-        want = shape + ", ".join(map(str, self.state_shape_)) + ")"
+        lead = 2
+        want = "(B, L, " + ", ".join(map(str, self.state_shape_)) + ")"
         if not isinstance(x, torch.Tensor):
             raise ValueError(f"{what} must be a tensor shaped {want}, got {type(x).__name__}")
         if x.ndim != lead + len(self.state_shape_):
@@ -414,6 +409,11 @@ class AbstractEstimator(AbstractModel):
         """The hidden parameters ``(B, P)`` (float64, physical units) of each trajectory."""
         flat = self._check_trajectories(trajectories)
         out = self._predict(flat)
+        expected = (flat.n_trajectories, len(self.target_names_))
+        if tuple(out.shape) != expected:  # a model's own bug, named before it spreads
+            raise RuntimeError(
+                f"{self.name}._predict gave shape {tuple(out.shape)}, not {expected}"
+            )
         return out.to(torch.float64)
 
     def _check_trajectories(self, trajectories: Trajectories) -> Trajectories:
