@@ -19,7 +19,7 @@ import dataclasses
 import functools
 from abc import abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -138,6 +138,10 @@ class AbstractNeuralForecaster(GradientTrained, AbstractForecaster):
     """
 
     capabilities = frozenset({STATIC, RAGGED, SHAPED_STATE})
+    #: z-score each state component with its own statistics (True), or the whole state with
+    #: one mean and std (False: fields, whose grid points are alike and whose models should
+    #: not tell them apart).
+    per_component_scaling: ClassVar[bool] = True
     context_length: int
     train: TrainConfig
 
@@ -190,7 +194,15 @@ class AbstractNeuralForecaster(GradientTrained, AbstractForecaster):
         checkpoint: str | Path | None = None,
         on_epoch_end=None,
     ) -> None:
-        self.normalizer_ = Normalizer.fit(train.valid_states())
+        states = train.valid_states()
+        if self.per_component_scaling:
+            self.normalizer_ = Normalizer.fit(states)
+        else:  # one mean and std for the whole state (a field: every grid point alike)
+            flat = states.reshape(-1, 1)
+            one = Normalizer.fit(flat)
+            self.normalizer_ = Normalizer(
+                mean=one.mean.expand(self.dim_).clone(), std=one.std.expand(self.dim_).clone()
+            )
         self.static_normalizer_ = (
             None if train.static is None else Normalizer.fit(train.static, allow_constant=True)
         )
@@ -198,12 +210,15 @@ class AbstractNeuralForecaster(GradientTrained, AbstractForecaster):
         steps = u[:, 1:] - u[:, :-1]
         if train.lengths is not None:  # only steps between two valid samples
             steps = steps[train.valid_mask()[:, 1:]]
-        increment_scale = steps.reshape(-1, self.dim_).std(dim=0)
+        if self.per_component_scaling:
+            increment_scale = steps.reshape(-1, self.dim_).std(dim=0)
+        else:
+            increment_scale = steps.reshape(-1).std().expand(self.dim_).clone()
         torch.manual_seed(self.train.seed)  # parameter initialisation
         self.module_ = StepModel(self._build_core(self.dim_, self._in_dim), increment_scale)
         result: TrainResult = train_module(
             self.module_,
-            functools.partial(window_loss, teacher_forcing=self.train.teacher_forcing),
+            self._loss_fn(),
             self._windows(train),
             self._windows(val) if val is not None else None,
             self.train,
@@ -214,6 +229,12 @@ class AbstractNeuralForecaster(GradientTrained, AbstractForecaster):
         self.history_ = result.history
         self.train_result_ = result
         self.module_.to("cpu")
+
+    def _loss_fn(self):
+        """The training loss ``(module, inputs, targets[, static]) -> scalar``: the multi-step
+        rollout MSE (:func:`window_loss`); a model with another training scheme (e.g. the
+        pushforward trick) returns its own."""
+        return functools.partial(window_loss, teacher_forcing=self.train.teacher_forcing)
 
     @property
     def _in_dim(self) -> int:
