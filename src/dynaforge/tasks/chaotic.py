@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from dynaforge import metrics as chaos
 from dynaforge.data import (
     autocorrelation,
     decorrelation_lag,
@@ -39,6 +38,7 @@ from dynaforge.data import (
     split_by_trajectory,
 )
 from dynaforge.integrate import integrate_reference
+from dynaforge.metrics import chaos
 from dynaforge.models.base import SYSTEM_EQUATIONS, AbstractForecaster, GradientTrained
 from dynaforge.simulate import simulate
 from dynaforge.systems import get_system
