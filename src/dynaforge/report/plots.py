@@ -412,6 +412,74 @@ def plot_parity(
     return fig
 
 
+def plot_space_time(
+    truth: np.ndarray,
+    pred: np.ndarray,
+    *,
+    t: np.ndarray | None = None,
+    x: np.ndarray | None = None,
+    title: str = "",
+) -> Figure:
+    """A field forecast as three space–time images: truth, prediction and their difference.
+
+    ``truth`` and ``pred`` are ``(T, nx)``; ``t`` ``(T,)`` and ``x`` ``(nx,)`` label the axes.
+    Truth and prediction share one colour scale (the truth's range); the error has its own,
+    symmetric about zero. Non-finite predictions are masked.
+    """
+    truth = np.asarray(truth, dtype=float)
+    pred = _masked(pred)
+    t = np.arange(truth.shape[0]) if t is None else np.asarray(t, dtype=float)
+    x = np.arange(truth.shape[1]) if x is None else np.asarray(x, dtype=float)
+    extent = (float(t[0]), float(t[-1]), float(x[0]), float(x[-1]))
+    lo, hi = _finite_range(truth)
+    err = pred - truth
+    span = float(np.nanmax(np.abs(err))) if np.isfinite(err).any() else 1.0
+    span = span if span > 0 else 1.0
+    fig = Figure(figsize=(12.0, 3.6), layout="constrained")
+    axes = fig.subplots(1, 3, sharey=True)
+    panels = (("truth", truth, "viridis", lo, hi), ("prediction", pred, "viridis", lo, hi),
+              ("prediction − truth", err, "RdBu_r", -span, span))  # fmt: skip
+    for ax, (name, values, cmap, vmin, vmax) in zip(axes, panels):
+        image = ax.imshow(values.T, origin="lower", aspect="auto", extent=extent, cmap=cmap,
+                          vmin=vmin, vmax=vmax, interpolation="nearest")  # fmt: skip
+        ax.set_title(name)
+        ax.set_xlabel("t")
+        fig.colorbar(image, ax=ax, shrink=0.85)
+    axes[0].set_ylabel("x")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_error_spectra(
+    spectra: Mapping[str, np.ndarray],
+    *,
+    colors: Mapping[str, Color] | None = None,
+    bands: Sequence[int] = (4, 12),
+) -> Figure:
+    """Error by Fourier mode: ``spectra[name]`` is ``(K,)``, the RMS over forecasts and frames
+    of each mode's error amplitude. Logarithmic axes; dotted lines mark the band edges."""
+    colors = dict(colors) if colors is not None else model_colors(list(spectra))
+    fig = Figure(figsize=(8.0, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    for name, values in spectra.items():
+        v = np.asarray(values, dtype=float)
+        k = np.arange(v.size)
+        ok = np.isfinite(v) & (v > 0)
+        ax.plot(k[ok], v[ok], color=colors.get(name), lw=1.4, label=name)
+    for edge in bands:
+        ax.axvline(edge, color="0.5", ls=":", lw=1.0)
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_yscale("log")
+    ax.set_xlabel("Fourier mode k")
+    ax.set_ylabel("error amplitude (RMS)")
+    ax.set_title("error spectrum (bands: low | mid | high)")
+    ax.grid(alpha=0.3, which="both")
+    if spectra:
+        ax.legend(fontsize="small")
+    return fig
+
+
 # --------------------------------------------------------------------------- helpers
 
 
