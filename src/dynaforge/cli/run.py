@@ -44,52 +44,129 @@ NOISE_HELP = (
 @app.command()
 @guard
 def simulate(
-    system: str = typer.Argument(..., help="System name, e.g. lorenz63."),
-    n_traj: int = typer.Option(
-        100, "--n-traj", help="Number of trajectories (initial conditions on the attractor)."
+    system: str = typer.Argument(..., help="System name: lorenz63, or advection (PDEBench's 1-D)."),
+    n_traj: int | None = typer.Option(
+        None,
+        "--n-traj",
+        "--n",
+        help="Number of trajectories [default: 100 for lorenz63 (initial conditions on the "
+        "attractor); 10000 for advection, PDEBench's count].",
     ),
-    steps: int = typer.Option(
-        1000, "--steps", help="Recorded steps per trajectory after the initial state."
+    steps: int | None = typer.Option(
+        None,
+        "--steps",
+        help="Recorded steps per trajectory after the initial state [default: 1000] (lorenz63).",
     ),
     dt: float | None = typer.Option(
         None,
         "--dt",
-        help="Sampling interval in time units [default: the system's, 0.04 for lorenz63].",
+        help="Sampling interval in time units [default: the system's, 0.04 for lorenz63, "
+        "0.01 for advection].",
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the initial conditions."),
-    method: str = typer.Option(
-        "rk4",
+    method: str | None = typer.Option(
+        None,
         "--method",
-        help="rk4 (batched fixed-step, internal step ≤ 1e-3) or reference (DOP853, rtol=atol=1e-12).",
+        help="lorenz63: rk4 (batched fixed-step, internal step ≤ 1e-3) [default] or reference "
+        "(DOP853, rtol=atol=1e-12).",
     ),
     substeps: int | None = typer.Option(
         None,
         "--substeps",
-        help="RK4 steps per sample (default: internal step ≤ the system's reference step).",
+        help="lorenz63: RK4 steps per sample (default: internal step ≤ the system's reference "
+        "step).",
+    ),
+    beta: float | None = typer.Option(
+        None, "--beta", help="advection: the speed β (PDEBench's: 0.1, 0.2, 0.4, 0.7, 1, 2, 4, 7)."
+    ),
+    kind: str | None = typer.Option(
+        None,
+        "--kind",
+        help="advection: fv (PDEBench's finite-volume scheme) [default] or exact (the initial "
+        "condition shifted by βt).",
+    ),
+    nx: int | None = typer.Option(
+        None, "--nx", help="advection: cells on (0, 1) [default: 1024, PDEBench's]."
+    ),
+    frames: int | None = typer.Option(
+        None, "--frames", help="advection: frames at t = 0, dt, ... [default: 201, to t = 2]."
     ),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu or cuda."),
     output: Path = typer.Option(..., "-o", "--output", help="HDF5 file to write."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
 ) -> None:
-    """Simulate trajectories and save them as HDF5 (with system, parameters and dt)."""
-    from dynaforge.simulate import simulate as run_simulate
+    """Simulate trajectories and save them as HDF5.
+
+    lorenz63: dynaforge's format (with system, parameters and dt). advection: PDEBench's layout
+    (dataset 'tensor' [N, frames, nx] float32, 'x-coordinate', 't-coordinate', attribute
+    'beta'), full resolution, streamed to the file in blocks.
+    """
     from dynaforge.systems import get_system
     from dynaforge.train import resolve_device
 
-    sys_obj = get_system(system)
+    if system != "advection":
+        try:
+            sys_obj = get_system(system)
+        except ValueError:
+            raise UsageError(
+                f"unknown system {system!r}; known systems: advection, lorenz63"
+            ) from None
     if output.suffix.lower() not in (".h5", ".hdf5"):
         raise UsageError(f"output {output} must end in .h5 or .hdf5")
     if not output.parent.exists() or not output.parent.is_dir():
         raise UsageError(f"output folder {output.parent} does not exist")
     if output.exists() and not overwrite:
         raise UsageError(f"{output} already exists; pass --overwrite to replace it")
+
+    def refuse(given: dict[str, object], owner: str) -> None:
+        used = [name for name, value in given.items() if value is not None]
+        if used:
+            verb = "applies" if len(used) == 1 else "apply"
+            raise UsageError(f"{', '.join(used)} {verb} to {owner} only, not to {system}")
+
+    if system == "advection":
+        refuse({"--steps": steps, "--method": method, "--substeps": substeps}, "lorenz63")
+        if beta is None:
+            raise UsageError(
+                "advection needs --beta, the speed (PDEBench's: 0.1, 0.2, 0.4, 0.7, 1, 2, 4, 7)"
+            )
+        from dynaforge.systems.advection import save_advection_pdebench
+
+        n = 10_000 if n_traj is None else n_traj
+        kind = kind or "fv"
+        nx = 1024 if nx is None else nx
+        frames = 201 if frames is None else frames
+        save_advection_pdebench(
+            output,
+            beta,
+            n,
+            kind=kind,
+            nx=nx,
+            frames=frames,
+            dt=0.01 if dt is None else dt,
+            seed=seed,
+            device=resolve_device(device),
+            progress=True,
+        )
+        size = output.stat().st_size / 1e9
+        console.print(
+            f"wrote {output}: {n} samples × {frames} frames × {nx} cells of advection "
+            f"(β = {beta:g}, {kind}, seed {seed}) in PDEBench's layout, {size:.3g} GB",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
+
+    from dynaforge.simulate import simulate as run_simulate
+
+    refuse({"--beta": beta, "--kind": kind, "--nx": nx, "--frames": frames}, "advection")
     traj = run_simulate(
         sys_obj,
-        n_traj=n_traj,
-        steps=steps,
+        n_traj=100 if n_traj is None else n_traj,
+        steps=1000 if steps is None else steps,
         dt=dt,
         seed=seed,
-        method=method,
+        method=method or "rk4",
         substeps=substeps,
         device=resolve_device(device),
         progress=True,

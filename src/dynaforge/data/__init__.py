@@ -1,11 +1,12 @@
 """Data layer: the ``Trajectories`` container and its files, labelled trajectories for inverse
-problems, windows, normalisation, splits, and autocorrelation."""
+problems, windows, normalisation, splits, autocorrelation, and PDEBench's file layout."""
 
 from __future__ import annotations
 
 from dynaforge.data.autocorrelation import autocorrelation, decorrelation_lag
 from dynaforge.data.labelled import LabelledTrajectories
 from dynaforge.data.normalize import Normalizer
+from dynaforge.data.pdebench import read_pdebench, write_pdebench
 from dynaforge.data.splits import split_by_time, split_by_trajectory
 from dynaforge.data.trajectories import Trajectories, read_trajectories
 from dynaforge.data.windows import make_windows
@@ -17,7 +18,9 @@ __all__ = [
     "autocorrelation",
     "decorrelation_lag",
     "make_windows",
+    "read_pdebench",
     "read_trajectories",
     "split_by_time",
     "split_by_trajectory",
+    "write_pdebench",
 ]

@@ -1,7 +1,9 @@
-"""Dynamical systems, looked up by name through :data:`SYSTEMS`."""
+"""Dynamical systems, looked up by name through :data:`SYSTEMS`; the 1-D advection PDE (not an
+ODE system: its data come from :func:`simulate_advection`) in :mod:`dynaforge.systems.advection`."""
 
 from __future__ import annotations
 
+from dynaforge.systems.advection import BETAS, simulate_advection
 from dynaforge.systems.base import AbstractSystem
 from dynaforge.systems.lorenz import Lorenz63
 
@@ -21,4 +23,4 @@ def get_system(name: str, **parameters: float) -> AbstractSystem:
     return cls(**parameters)
 
 
-__all__ = ["SYSTEMS", "AbstractSystem", "Lorenz63", "get_system"]
+__all__ = ["BETAS", "SYSTEMS", "AbstractSystem", "Lorenz63", "get_system", "simulate_advection"]
