@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import _common
+import bench_advection
 import bench_esn
 import bench_lstm_training
 import bench_simulation
@@ -35,6 +36,7 @@ BENCHMARKS = {
     "sindy": bench_sindy,
     "sindy_ae": bench_sindy_ae,
     "tune": bench_tune,
+    "advection": bench_advection,
 }
 
 
@@ -142,6 +144,20 @@ def _summary_rows(results: dict[str, Any]) -> list[list[str]]:
                         "",
                     ]
                 )
+    adv = results.get("advection")
+    if adv and "error" not in adv:
+        best = adv["best"]
+        rows.append(
+            [
+                "advection FV cell updates/s vs NumPy, one sample at a time",
+                f"{_common.fmt_rate(best['cell_updates_per_s'])} ({best['dtype']}, batch "
+                f"{best['batch']:,}, {best['threads']} thr.)",
+                _common.fmt_rate(adv["numpy"][best["dtype"]]["cell_updates_per_s"]),
+                _common.fmt_ratio(best["ratio_vs_numpy"]),
+                f">= {adv['goal']['ratio_vs_numpy']:.0f}x",
+                _common.goal_mark(adv["goal_met"]["ratio_vs_numpy"]),
+            ]
+        )
     return rows
 
 

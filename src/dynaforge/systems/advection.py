@@ -380,48 +380,45 @@ def _half_slope(a: torch.Tensor, b: torch.Tensor, limiter: str) -> torch.Tensor:
     raise ValueError(f"unknown limiter {limiter!r}; use one of {', '.join(LIMITERS)}")
 
 
-def _face_difference(u: torch.Tensor, limiter: str, positive: bool) -> torch.Tensor:
-    """``(N, nx)``: upwind face value at ``i + ½`` minus that at ``i − ½``; times ``β/dx`` this
-    is ``∂ₓ(βu)`` of the finite-volume scheme."""
+def _face_difference(u: torch.Tensor, limiter: str) -> torch.Tensor:
+    """``(N, nx)``: the upwind (β > 0) face value at ``i + ½`` minus that at ``i − ½``, the
+    right-face value of cell ``i`` minus that of cell ``i − 1``; times ``β/dx`` this is
+    ``∂ₓ(βu)`` of the finite-volume scheme."""
     # Two periodic ghost cells each side: a slope needs a neighbour on each side, and the face
     # values of the cells just outside the domain are needed for the boundary fluxes.
     ug = torch.cat((u[..., -2:], u, u[..., :2]), dim=-1)
     d = ug[..., 1:] - ug[..., :-1]
-    half = _half_slope(d[..., :-1], d[..., 1:], limiter)  # cells -1 .. nx
-    if positive:
-        face = half.add_(ug[..., 1:-1])  # right face value of each cell, taken at its right face
-        return face[..., 1:-1] - face[..., :-2]
-    face = torch.sub(ug[..., 1:-1], half)  # left face value, taken at its left face
-    return face[..., 2:] - face[..., 1:-1]
+    face = _half_slope(d[..., :-1], d[..., 1:], limiter).add_(ug[..., 1:-1])  # cells -1 .. nx
+    return face[..., 1:-1] - face[..., :-2]
 
 
-def _make_step(limiter: str, positive: bool) -> Callable[..., torch.Tensor]:
+def _make_step(limiter: str) -> Callable[..., torch.Tensor]:
     def step(u: torch.Tensor, c_half: torch.Tensor, c_full: torch.Tensor) -> torch.Tensor:
         # Predictor: half a step with the fluxes of u; corrector: the full step from u with
         # the fluxes of the half-step state (second order in time).
-        half = u - c_half * _face_difference(u, limiter, positive)
-        return u - c_full * _face_difference(half, limiter, positive)
+        half = u - c_half * _face_difference(u, limiter)
+        return u - c_full * _face_difference(half, limiter)
 
     return step
 
 
-_EAGER_STEPS: dict[tuple[str, bool], Callable[..., torch.Tensor]] = {}
-_COMPILED_STEPS: dict[tuple[str, bool], Callable[..., torch.Tensor]] = {}
+_EAGER_STEPS: dict[str, Callable[..., torch.Tensor]] = {}
+_COMPILED_STEPS: dict[str, Callable[..., torch.Tensor]] = {}
 #: Set when torch.compile failed once in this process (no compiler): later calls do not retry.
 _COMPILE_FAILED: list[str] = []
 
 
-def _step_function(limiter: str, positive: bool, compile: bool) -> tuple[Callable, bool]:
-    """The step for ``(limiter, sign of β)``, compiled (with torch.compile) if asked and
-    possible; returns it and whether it is compiled."""
-    key = (limiter, positive)
-    eager = _EAGER_STEPS.setdefault(key, _make_step(limiter, positive))
+def _step_function(limiter: str, compile: bool) -> tuple[Callable, bool]:
+    """The step for ``limiter``, compiled (with torch.compile) if asked and possible; returns
+    it and whether it is compiled."""
+    eager = _EAGER_STEPS.setdefault(limiter, _make_step(limiter))
     if not compile or _COMPILE_FAILED:
         return eager, False
-    if key not in _COMPILED_STEPS:
-        # dynamic=True: one compiled kernel for every batch size and grid.
-        _COMPILED_STEPS[key] = torch.compile(eager, dynamic=True)
-    return _COMPILED_STEPS[key], True
+    if limiter not in _COMPILED_STEPS:
+        # dynamic=True: one compiled kernel for every batch size and grid. (torch recompiles
+        # for a new dtype, a batch of 1 and a new thread count, at most 8 times per process.)
+        _COMPILED_STEPS[limiter] = torch.compile(eager, dynamic=True)
+    return _COMPILED_STEPS[limiter], True
 
 
 def step_schedule(
@@ -502,14 +499,17 @@ def fv_solve(
     if beta == 0 or steps == 0:
         out[:] = u0[:, None, :]
         return out
-    step, compiled = _step_function(limiter, beta > 0, compile)
+    step, compiled = _step_function(limiter, compile)
     dx = length / nx
-    # Courant factors β·dt/dx of each step's two stages, as 0-d tensors (compiled code takes
+    # β < 0 is the mirror image of |β| > 0: the scheme (upwind side, symmetric limiters) maps
+    # onto itself under x -> -x, so one code path serves both signs.
+    mirror = beta < 0
+    # Courant factors |β|·dt/dx of each step's two stages, as 0-d tensors (compiled code takes
     # them as inputs, so a shortened step does not recompile).
     factors = {
         dt: (
-            torch.tensor(0.5 * beta * dt / dx, dtype=u0.dtype, device=u0.device),
-            torch.tensor(beta * dt / dx, dtype=u0.dtype, device=u0.device),
+            torch.tensor(0.5 * abs(beta) * dt / dx, dtype=u0.dtype, device=u0.device),
+            torch.tensor(abs(beta) * dt / dx, dtype=u0.dtype, device=u0.device),
         )
         for dt in {dt for s in schedule for dt in s}
     }
@@ -521,6 +521,7 @@ def fv_solve(
     try:
         for start in range(0, n, chunk):
             u = u0[start : start + chunk]
+            u = u.flip(-1) if mirror else u
             for k, dts in enumerate(schedule):
                 for dt in dts:
                     try:
@@ -535,9 +536,9 @@ def fv_solve(
                             stacklevel=2,
                         )
                         _COMPILE_FAILED.append(f"{type(e).__name__}: {e}")
-                        step, compiled = _step_function(limiter, beta > 0, False)
+                        step, compiled = _step_function(limiter, False)
                         u = step(u, *factors[dt])
-                out[start : start + u.shape[0], k] = u
+                out[start : start + u.shape[0], k] = u.flip(-1) if mirror else u
             if bar is not None:
                 bar.update(u.shape[0])
     finally:
