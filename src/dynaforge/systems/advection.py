@@ -628,8 +628,8 @@ def simulate_advection(
 
     Returns:
         ``u`` ``(n, frames, nx)`` (``dtype``: PDEBench's float32 by default; on ``device``),
-        ``x`` ``(nx,)`` float64 cell centres, ``t`` ``(frames,)`` float64 times ``k·dt``, and
-        a JSON-ready ``info`` dict (kind, β, grid, seed, solver, recipe, seconds ...).
+        ``x`` ``(nx,)`` cell centres and ``t`` ``(frames,)`` times ``k·dt`` (float64, on the
+        CPU), and a JSON-ready ``info`` dict (kind, β, grid, seed, solver, recipe, seconds ...).
     """
     t0 = time.perf_counter()
     kind = _checked_kind(kind)
