@@ -11,12 +11,16 @@ from dynaforge.models.base import (
 from dynaforge.models.baselines import Persistence, RK4Baseline
 from dynaforge.models.esn import EchoStateNetwork
 from dynaforge.models.estimators import MeanEstimator, RecurrentEstimator
+from dynaforge.models.fno import FNOForecaster
 from dynaforge.models.mlp import MLPForecaster
 from dynaforge.models.neural import AbstractNeuralForecaster
 from dynaforge.models.ngrc import NGRC
+from dynaforge.models.pinn import PINN
 from dynaforge.models.rnn import GRUForecaster, LSTMForecaster
 from dynaforge.models.sindy import SINDy
+from dynaforge.models.spectral import LinearSpectral
 from dynaforge.models.transformer import TransformerForecaster
+from dynaforge.models.unet import UNetForecaster
 
 #: name → model class (forecasters and estimators; tell them apart with ``issubclass``); the
 #: one place a model name becomes an object.
@@ -32,6 +36,10 @@ MODELS: dict[str, type[AbstractModel]] = {
         RK4Baseline,
         Persistence,
         SINDy,
+        FNOForecaster,
+        UNetForecaster,
+        LinearSpectral,
+        PINN,
         RecurrentEstimator,
         MeanEstimator,
     )
@@ -58,13 +66,16 @@ def create_model(name: str, **params) -> AbstractModel:
 __all__ = [
     "MODELS",
     "NGRC",
+    "PINN",
     "AbstractEstimator",
     "AbstractForecaster",
     "AbstractModel",
     "AbstractNeuralForecaster",
     "EchoStateNetwork",
+    "FNOForecaster",
     "GRUForecaster",
     "LSTMForecaster",
+    "LinearSpectral",
     "MLPForecaster",
     "MeanEstimator",
     "NotFittedError",
@@ -73,6 +84,7 @@ __all__ = [
     "RecurrentEstimator",
     "SINDy",
     "TransformerForecaster",
+    "UNetForecaster",
     "create_model",
     "get_model_class",
 ]
