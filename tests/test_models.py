@@ -33,13 +33,24 @@ TINY = {
     "persistence": {},
     "sindy": {},
     "fno": {"modes": 4, "width": 8, "num_layers": 2, "context_length": 3, "train": TINY_TRAIN},
+    "fno-periodic": {
+        "modes": 4,
+        "width": 8,
+        "num_layers": 2,
+        "context_length": 3,
+        "train": TINY_TRAIN,
+    },
     "unet": {"init_features": 4, "unroll_step": 1, "context_length": 3, "train": TINY_TRAIN},
     "linear-spectral": {"lags": 2},
 }
 
 #: Forecasters with a conformance suite of their own, and where: the PINN needs a static input
 #: (the advection speed), which the Lorenz-63 data here does not have.
-OWN_SUITE = {"pinn": "tests/test_field_models.py"}
+OWN_SUITE = {
+    "pinn": "tests/test_field_models.py",
+    "exact-shift": "tests/test_advection_task.py",
+    "fv-coarse": "tests/test_advection_task.py",
+}
 
 
 FORECASTERS = {name for name, cls in MODELS.items() if issubclass(cls, AbstractForecaster)}

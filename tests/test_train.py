@@ -141,3 +141,14 @@ def test_a_run_behind_its_time_budget_decays_its_rate_and_stops():
     assert result.stopped_early and len(result.history["epoch"]) == 1
     # The first epoch started on pace (no time spent yet): its rate follows the epochs only.
     assert result.history["lr"][0] == pytest.approx(learning_rate_at(1 - 1 / 8, cfg))
+
+
+def test_step_schedule_is_steplr():
+    """PyTorch's StepLR: × gamma every step_size epochs (PDEBench: 100 and 0.5)."""
+    cfg = TrainConfig(schedule="step", gamma=0.5, step_size=100, learning_rate=1e-3)
+    assert learning_rate_at(0.0, cfg) == pytest.approx(1e-3)
+    assert learning_rate_at(99.9, cfg) == pytest.approx(1e-3)
+    assert learning_rate_at(100.0, cfg) == pytest.approx(5e-4)
+    assert learning_rate_at(250.0, cfg) == pytest.approx(2.5e-4)
+    with pytest.raises(ValueError, match="step_size"):
+        TrainConfig(step_size=0)

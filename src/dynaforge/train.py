@@ -30,6 +30,10 @@ EpochCallback = Callable[[int, dict[str, float]], None]
 LossFn = Callable[..., torch.Tensor]
 
 
+#: Learning-rate schedules :func:`learning_rate_at` knows.
+SCHEDULES = ("cosine", "exponential", "step", "constant")
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """Hyperparameters of the training loop (not of the model).
@@ -39,8 +43,11 @@ class TrainConfig:
         batch_size: windows per optimiser step.
         learning_rate: peak Adam learning rate.
         schedule: ``"cosine"`` (linear warm-up then cosine decay to 1% of peak),
-            ``"exponential"`` (× ``gamma`` per epoch, as in the seed) or ``"constant"``.
-        gamma: decay factor per epoch for the exponential schedule.
+            ``"exponential"`` (× ``gamma`` per epoch, as in the seed), ``"step"`` (× ``gamma``
+            every ``step_size`` epochs: PyTorch's StepLR, as PDEBench trains) or
+            ``"constant"``.
+        gamma: decay factor per epoch (exponential) or per ``step_size`` epochs (step).
+        step_size: epochs between decays of the step schedule.
         warmup_epochs: epochs of linear warm-up (cosine schedule).
         weight_decay: Adam(W) weight decay.
         rollout_steps: steps of the multi-step loss (1 = one-step teacher forcing).
@@ -66,6 +73,7 @@ class TrainConfig:
     learning_rate: float = 2e-3
     schedule: str = "cosine"
     gamma: float = 0.9
+    step_size: int = 100
     warmup_epochs: int = 1
     weight_decay: float = 0.0
     rollout_steps: int = 4
@@ -79,12 +87,15 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.schedule not in ("cosine", "exponential", "constant"):
+        if self.schedule not in SCHEDULES:
             raise ValueError(
-                f"unknown learning-rate schedule {self.schedule!r}; use cosine, exponential or constant"
+                f"unknown learning-rate schedule {self.schedule!r}; use {', '.join(SCHEDULES)}"
             )
-        if min(self.epochs, self.batch_size, self.rollout_steps, self.window_stride) < 1:
-            raise ValueError("epochs, batch_size, rollout_steps and window_stride must be >= 1")
+        if min(self.epochs, self.batch_size, self.rollout_steps, self.window_stride,
+               self.step_size) < 1:  # fmt: skip
+            raise ValueError(
+                "epochs, batch_size, rollout_steps, window_stride and step_size must be >= 1"
+            )
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
 
@@ -120,6 +131,8 @@ def learning_rate_at(epoch: float, config: TrainConfig) -> float:
         return peak
     if config.schedule == "exponential":
         return peak * config.gamma ** math.floor(epoch)
+    if config.schedule == "step":
+        return peak * config.gamma ** math.floor(epoch / config.step_size)
     warm = max(config.warmup_epochs, 0)
     if warm and epoch < warm:
         return peak * (epoch + 1e-3) / warm

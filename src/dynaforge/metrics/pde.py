@@ -14,7 +14,7 @@ field on ``nx`` cells of a periodic domain of length ``length``. With ``e = pred
 - ``frmse_low`` / ``frmse_mid`` / ``frmse_high``: with ``E_k`` the real FFT of ``e`` over
   space, ``sqrt(mean_b |E_k|²) · length / nx`` per mode ``k`` and frame, averaged over the
   modes ``k < 4``, ``4 <= k < 12`` and ``k >= 12`` (PDEBench's ``iLow = 4``, ``iHigh = 12``),
-  then over frames;
+  then over frames (None for a band a coarse grid has no modes in);
 - ``fitness``: the seed's ``(rmse + nrmse + brmse + crmse) / 4``;
 - ``nrmse_by_step``: ``(T,)`` the nRMSE of each rollout frame, averaged over forecasts.
 
@@ -82,14 +82,17 @@ def _per_frame(pred: torch.Tensor, truth: torch.Tensor, length: float) -> dict[s
         "brmse": brmse.mean(dim=0),
         "max_error": max_error,
         # An empty band (a grid too coarse for it) has no error to report.
-        **{k: v.mean(dim=1) if v.shape[1] else torch.full_like(crmse, math.nan)
-           for k, v in bands.items()},
+        **{k: v.mean(dim=1) if v.shape[1] else None for k, v in bands.items()},
         "_nrmse_each": nrmse,
     }  # fmt: skip
     return out
 
 
-def _finite(value: torch.Tensor) -> float:
+def _finite(value: torch.Tensor | None) -> float | None:
+    """A metric as a float: ``inf`` where a forecast is not finite; None where the metric has
+    nothing to measure (a Fourier band beyond a coarse grid's modes)."""
+    if value is None:
+        return None
     v = float(value)
     return v if math.isfinite(v) else math.inf
 
@@ -101,7 +104,7 @@ def field_errors(pred: torch.Tensor, truth: torch.Tensor, *, length: float = 1.0
     pred, truth = _check(pred, truth)
     frames = _per_frame(pred, truth, length)
     each = frames.pop("_nrmse_each")  # (B, T)
-    out = {key: _finite(value.mean()) for key, value in frames.items()}
+    out = {key: _finite(None if value is None else value.mean()) for key, value in frames.items()}
     out["fitness"] = (out["rmse"] + out["nrmse"] + out["brmse"] + out["crmse"]) / 4
     out["nrmse_by_step"] = [_finite(v) for v in frames["nrmse"]]
     out["nrmse_values"] = [_finite(v) for v in each.mean(dim=1)]
@@ -141,11 +144,11 @@ def pdebench_compatible_errors(pred: torch.Tensor, truth: torch.Tensor, *, batch
         p, t = pred[start : start + batch_size], truth[start : start + batch_size]
         frames = _per_frame(p, t, length)
         for k in keys:
-            sums[k] += float(frames[k].mean())
+            sums[k] = None if frames[k] is None else sums[k] + float(frames[k].mean())
         if n_batches > 0:  # PDEBench's per-step curve leaves the first batch out
             step_sum += (p - t).pow(2).mean(dim=(0, 2)).sqrt()
         n_batches += 1
-    out = {k: _finite(torch.tensor(v / n_batches)) for k, v in sums.items()}
+    out = {k: None if v is None else _finite(torch.tensor(v / n_batches)) for k, v in sums.items()}
     out["fitness"] = (out["rmse"] + out["nrmse"] + out["brmse"] + out["crmse"]) / 4
     out["rmse_by_step"] = [_finite(v) for v in step_sum / n_batches]
     out["aggregation"] = f"pdebench: per-batch means over {n_batches} batches of {batch_size}" + (

@@ -11,10 +11,11 @@ from dynaforge.models.base import (
 from dynaforge.models.baselines import Persistence, RK4Baseline
 from dynaforge.models.esn import EchoStateNetwork
 from dynaforge.models.estimators import MeanEstimator, RecurrentEstimator
-from dynaforge.models.fno import FNOForecaster
+from dynaforge.models.fno import FNOForecaster, PeriodicFNOForecaster
 from dynaforge.models.mlp import MLPForecaster
 from dynaforge.models.neural import AbstractNeuralForecaster
 from dynaforge.models.ngrc import NGRC
+from dynaforge.models.pde_baselines import CoarseFiniteVolume, ExactShift
 from dynaforge.models.pinn import PINN
 from dynaforge.models.rnn import GRUForecaster, LSTMForecaster
 from dynaforge.models.sindy import SINDy
@@ -37,9 +38,12 @@ MODELS: dict[str, type[AbstractModel]] = {
         Persistence,
         SINDy,
         FNOForecaster,
+        PeriodicFNOForecaster,
         UNetForecaster,
         LinearSpectral,
         PINN,
+        ExactShift,
+        CoarseFiniteVolume,
         RecurrentEstimator,
         MeanEstimator,
     )
@@ -71,7 +75,9 @@ __all__ = [
     "AbstractForecaster",
     "AbstractModel",
     "AbstractNeuralForecaster",
+    "CoarseFiniteVolume",
     "EchoStateNetwork",
+    "ExactShift",
     "FNOForecaster",
     "GRUForecaster",
     "LSTMForecaster",
@@ -79,6 +85,7 @@ __all__ = [
     "MLPForecaster",
     "MeanEstimator",
     "NotFittedError",
+    "PeriodicFNOForecaster",
     "Persistence",
     "RK4Baseline",
     "RecurrentEstimator",

@@ -23,7 +23,9 @@ So every model works on states of any shape, and every check and error message i
 
 What a model can consume beyond plain equal-length vector trajectories is declared in
 ``capabilities`` (:data:`STATIC`, :data:`RAGGED`, :data:`SHAPED_STATE`), and what it needs
-from a task in ``needs`` (e.g. :data:`SYSTEM_EQUATIONS` for the RK4 baseline); a task refuses a
+from a task in ``needs`` (e.g. :data:`SYSTEM_EQUATIONS` for the RK4 baseline,
+:data:`PERIODIC_FIELD` for a model of fields, :data:`ADVECTION_EQUATION` for one that solves
+that equation); a task refuses a
 model that lacks what its data asks for before any training (:mod:`dynaforge.tasks`).
 Gradient-trained models also subclass :class:`GradientTrained` (checked with ``isinstance``).
 """
@@ -59,6 +61,10 @@ RAGGED = "ragged"
 SHAPED_STATE = "shaped_state"
 #: Need: the true equations of the task's system (the task sets them as a hyperparameter).
 SYSTEM_EQUATIONS = "system_equations"
+#: Need: the state is one field on a uniform periodic 1-D grid (the models treat it as such).
+PERIODIC_FIELD = "periodic_field"
+#: Need: the data obey the advection equation u_t + beta u_x = 0 (beta the static input).
+ADVECTION_EQUATION = "advection_equation"
 
 
 @contextlib.contextmanager

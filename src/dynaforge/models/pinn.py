@@ -43,7 +43,7 @@ from typing import Any
 import torch
 
 from dynaforge.data import Trajectories
-from dynaforge.models.base import STATIC, AbstractForecaster
+from dynaforge.models.base import ADVECTION_EQUATION, PERIODIC_FIELD, STATIC, AbstractForecaster
 from dynaforge.models.fields import cell_centres
 from dynaforge.train import resolve_device
 
@@ -70,6 +70,7 @@ class PINN(AbstractForecaster):
 
     name = "pinn"
     capabilities = frozenset({STATIC})
+    needs = frozenset({PERIODIC_FIELD, ADVECTION_EQUATION})
 
     def __init__(
         self,

@@ -44,7 +44,7 @@ from typing import Any
 import torch
 
 from dynaforge.data import Normalizer, Trajectories, make_windows
-from dynaforge.models.base import RAGGED, STATIC, AbstractForecaster
+from dynaforge.models.base import PERIODIC_FIELD, RAGGED, STATIC, AbstractForecaster
 
 #: Trajectories per chunk while accumulating the normal equations (bounds memory).
 _CHUNK = 64
@@ -66,6 +66,7 @@ class LinearSpectral(AbstractForecaster):
 
     name = "linear-spectral"
     capabilities = frozenset({STATIC, RAGGED})
+    needs = frozenset({PERIODIC_FIELD})
 
     def __init__(self, *, lags: int = 10, static_degree: int = 0, ridge: float = 1e-10) -> None:
         self.lags = lags

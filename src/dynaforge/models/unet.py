@@ -33,7 +33,7 @@ import functools
 import torch
 from torch import nn
 
-from dynaforge.models.base import RAGGED, STATIC
+from dynaforge.models.base import PERIODIC_FIELD, RAGGED, STATIC
 from dynaforge.models.fields import channels, split_window
 from dynaforge.models.neural import AbstractNeuralForecaster, StepModel
 from dynaforge.train import TrainConfig
@@ -164,6 +164,7 @@ class UNetForecaster(AbstractNeuralForecaster):
     name = "unet"
     per_component_scaling = False
     capabilities = frozenset({STATIC, RAGGED})
+    needs = frozenset({PERIODIC_FIELD})
 
     def __init__(
         self,

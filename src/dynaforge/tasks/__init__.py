@@ -59,6 +59,7 @@ and one with state ``(3, 4)`` and a static input) plus an estimation task, and r
 
 from __future__ import annotations
 
+from dynaforge.tasks.advection import AdvectionConfig, AdvectionTask
 from dynaforge.tasks.base import (
     MAXIMIZE,
     MINIMIZE,
@@ -87,6 +88,7 @@ from dynaforge.tasks.forecasting import AbstractForecastingTask, ForecastData, V
 #: name → task; the one place a task name on the command line becomes an object.
 TASKS: dict[str, AbstractTask] = {
     "lorenz63": ChaoticForecastingTask("lorenz63"),
+    "advection": AdvectionTask(),
 }
 
 
@@ -112,10 +114,32 @@ def register_task(task: AbstractTask, *, replace: bool = False) -> AbstractTask:
 
 
 __all__ = [
-    "MAXIMIZE", "MINIMIZE", "TASKS", "AbstractEstimationTask", "AbstractForecastingTask",
-    "AbstractTask", "ChaoticForecastingTask", "Column", "EstimationData", "Evaluation",
-    "ForecastData", "ForecastingData", "ForecastingTaskConfig", "Metric", "TaskData",
-    "ValidationForecasts", "ValidationSet", "build_forecasting_data",
-    "build_validation_forecasts", "check_models", "data_requirements", "get_task",
-    "leaderboard_rows", "model_problem", "models_for", "register_task",
+    "MAXIMIZE",
+    "MINIMIZE",
+    "TASKS",
+    "AbstractEstimationTask",
+    "AbstractForecastingTask",
+    "AbstractTask",
+    "AdvectionConfig",
+    "AdvectionTask",
+    "ChaoticForecastingTask",
+    "Column",
+    "EstimationData",
+    "Evaluation",
+    "ForecastData",
+    "ForecastingData",
+    "ForecastingTaskConfig",
+    "Metric",
+    "TaskData",
+    "ValidationForecasts",
+    "ValidationSet",
+    "build_forecasting_data",
+    "build_validation_forecasts",
+    "check_models",
+    "data_requirements",
+    "get_task",
+    "leaderboard_rows",
+    "model_problem",
+    "models_for",
+    "register_task",
 ]  # fmt: skip
