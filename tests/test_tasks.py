@@ -594,3 +594,17 @@ def test_a_learned_model_refuses_static_inputs_it_cannot_use(registered):
         create_model("esn", reservoir_size=20, washout=5).fit(data.train)
     # a baseline may ignore them
     create_model("persistence").fit(data.train).forecast(data.test_context, 2, data.test_static)
+
+
+def test_sweep_over_a_task_setting_is_a_training_size_curve(registered, tmp_path):
+    out = tmp_path / "sweep"
+    result = invoke("sweep", "oscillator", "--model", "mlp", "--param", "task.n_train=6,24",
+                    "--repeats", 1, "--n-validation", 4, "--out", out, "--no-progress")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    doc = json.loads((out / "sweep.json").read_text())
+    assert [r["value"] for r in doc["results"]] == [6, 24]
+    assert doc["results"][0]["score"] != doc["results"][1]["score"]
+    result = invoke("sweep", "oscillator", "--model", "mlp", "--param", "task.n_trains=6",
+                    "--out", tmp_path / "bad")  # fmt: skip
+    assert_clean_error(result, "no setting 'n_trains'")
+    assert not (tmp_path / "bad").exists()

@@ -300,7 +300,7 @@ def sweep(
     param: str = typer.Option(
         ...,
         "--param",
-        help="NAME=v1,v2,...: the hyperparameter and its values, e.g. reservoir_size=100,300,1000 or train.learning_rate=1e-3,3e-3.",
+        help="NAME=v1,v2,...: the hyperparameter and its values, e.g. reservoir_size=100,300,1000 or train.learning_rate=1e-3,3e-3; or task.SETTING=... for a task setting, e.g. task.train_points=10000,40000 (a training-size curve).",
     ),
     repeats: int = typer.Option(
         5, "--repeats", help="Seeds per value (the model's seed or train.seed)."
@@ -333,7 +333,7 @@ def sweep(
     from dynaforge.models import create_model
     from dynaforge.report.tune import build_sweep_report
     from dynaforge.tune.space import apply_params, parse_space
-    from dynaforge.tune.sweep import parse_values, run_sweep
+    from dynaforge.tune.sweep import TASK_PREFIX, parse_values, run_sweep
 
     name, values = parse_values(param)
     if repeats < 1:
@@ -343,20 +343,42 @@ def sweep(
     set_threads(threads)
     overrides = task_overrides(settings, dt=dt, noise=noise)
     task_obj, task_cfg, cfg, params = _resolve(task, model, preset, config, overrides)
-    # The name must be a hyperparameter of the model; values are checked by building it.
-    parse_space({name: {"choices": values}}, model=model, source="--param")
-    for value in values:
-        try:
-            create_model(model, **apply_params(params, {name: value}))
-        except (TypeError, ValueError) as exc:
-            raise UsageError(f"--param {name}={value!r}: {exc}") from None
+    data_for = None
+    if name.startswith(TASK_PREFIX):
+        # A task setting (e.g. task.n_train: a training-size curve); values checked by making
+        # the settings with each.
+        setting = name.removeprefix(TASK_PREFIX)
+        if setting not in task_cfg:
+            raise UsageError(
+                f"--param {name}: task {task} has no setting {setting!r}; its settings: "
+                f"{', '.join(task_cfg)}"
+            )
+        for value in values:
+            try:
+                task_obj.check_config(task_obj.make_config({**task_cfg, setting: value}))
+            except (TypeError, ValueError, FileNotFoundError) as exc:
+                raise UsageError(f"--param {name}={value!r}: {exc}") from None
+
+        def data_for(value):
+            changed = task_obj.make_config({**task_cfg, setting: value})
+            return _task_data(task_obj, changed, "sweep", n_validation, progress, model)
+
+    else:
+        # The name must be a hyperparameter of the model; values are checked by building it.
+        parse_space({name: {"choices": values}}, model=model, source="--param")
+        for value in values:
+            try:
+                create_model(model, **apply_params(params, {name: value}))
+            except (TypeError, ValueError) as exc:
+                raise UsageError(f"--param {name}={value!r}: {exc}") from None
     out = out or Path("runs") / f"sweep-{task}-{model}-{name}"
     check_creatable_dir(out)
     console.print(
         f"[bold]dynaforge sweep {task}[/] model={model} {escape(name)} = "
         f"{escape(str(values))} × {repeats} seeds → {escape(str(out))}"
     )
-    data, validation = _task_data(task_obj, cfg, "sweep", n_validation, progress, model)
+    first = task_obj.make_config({**task_cfg, setting: values[0]}) if data_for else cfg
+    data, validation = _task_data(task_obj, first, "sweep", n_validation, progress, model)
     doc = run_sweep(
         task_obj,
         data,
@@ -368,6 +390,7 @@ def sweep(
         repeats=repeats,
         out_dir=out,
         task_config=task_cfg,
+        data_for=data_for,
         progress=progress,
         log=_log,
     )

@@ -12,6 +12,7 @@ import inspect
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from dynaforge.tasks import AbstractTask, TaskData
 from dynaforge.tune.space import apply_params
 
 SWEEP_FILE = "sweep.json"
+#: A sweep parameter naming a task setting rather than a model's hyperparameter.
+TASK_PREFIX = "task."
 
 
 def seed_parameter(model: str) -> str | None:
@@ -94,12 +97,17 @@ def run_sweep(
     repeats: int,
     out_dir: str | os.PathLike,
     task_config: dict[str, Any] | None = None,
+    data_for: Callable[[Any], tuple[TaskData, Any]] | None = None,
     progress: bool = True,
     log=print,
 ) -> dict[str, Any]:
     """Train ``model`` with ``param`` = each of ``values`` and ``repeats`` seeds; write and
     return the ``sweep.json`` document (resuming the results already in ``out_dir``, when they
     are of the same task, settings ``task_config``, model, parameter and metric).
+
+    ``param`` is a hyperparameter of the model, or ``task.<setting>`` — a task setting (e.g.
+    ``task.n_train`` for a training-size curve): then ``data_for(value)`` builds the data and
+    validation part of each value (``data`` and ``validation`` are those of the first).
 
     Each run is scored by the task's primary metric on its validation part (as tuning is) and
     on its test part (as the benchmark is); a run whose training diverges scores the metric's
@@ -156,11 +164,21 @@ def run_sweep(
     jobs = [(v, s) for v in values for s in range(repeats) if (json.dumps(v), s) not in done]
     bar = progress_bar(len(values) * repeats, initial=len(values) * repeats - len(jobs),
                        desc=f"sweep {param}", unit="run", enabled=progress)  # fmt: skip
+    is_setting = param.startswith(TASK_PREFIX)
+    if is_setting and data_for is None:
+        raise ValueError(f"--param {param} is a task setting: data_for must build its data")
+    built: dict[str, tuple[TaskData, Any]] = {json.dumps(values[0]): (data, validation)}
     for value, seed in jobs:
-        overrides = {param: value}
+        overrides = {} if is_setting else {param: value}
         if seed_name is not None:
             overrides[seed_name] = seed
         params = apply_params(base_params, overrides)
+        if is_setting:  # jobs come value by value: each value's data is built once
+            key = json.dumps(value)
+            if key not in built:
+                built.clear()
+                built[key] = data_for(value)
+            data, validation = built[key]
         mdl = create_model(model, **params)
         if isinstance(mdl, GradientTrained):
             mdl.train.progress = False
