@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -26,6 +28,9 @@ from dynaforge.cli.common import (
     task_overrides,
 )
 
+if TYPE_CHECKING:
+    import torch
+
 #: Help texts shared by the commands that run a task.
 TASK_HELP = "Task name (`dynaforge tasks` lists them), e.g. lorenz63."
 SET_HELP = (
@@ -44,24 +49,30 @@ NOISE_HELP = (
 @app.command()
 @guard
 def simulate(
-    system: str = typer.Argument(..., help="System name: lorenz63, or advection (PDEBench's 1-D)."),
+    system: str = typer.Argument(
+        ...,
+        help="System name: lorenz63, advection (PDEBench's 1-D), charged-particles (the NRI/EGNN "
+        "n-body generator) or fixed-charge-scattering (one particle through three fixed charges).",
+    ),
     n_traj: int | None = typer.Option(
         None,
         "--n-traj",
         "--n",
         help="Number of trajectories [default: 100 for lorenz63 (initial conditions on the "
-        "attractor); 10000 for advection, PDEBench's count].",
+        "attractor); 10000 for advection, PDEBench's count; 10000 systems for charged-particles; "
+        "1000 for fixed-charge-scattering].",
     ),
     steps: int | None = typer.Option(
         None,
         "--steps",
-        help="Recorded steps per trajectory after the initial state [default: 1000] (lorenz63).",
+        help="Recorded steps per trajectory after the initial state [default: 1000] (lorenz63); "
+        "charged-particles: integrator steps, a multiple of --sample-every [default: 5000].",
     ),
     dt: float | None = typer.Option(
         None,
         "--dt",
         help="Sampling interval in time units [default: the system's, 0.04 for lorenz63, "
-        "0.01 for advection].",
+        "0.01 for advection]; charged-particles: the integrator step [default: 1e-3, NRI's].",
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the initial conditions."),
     method: str | None = typer.Option(
@@ -91,6 +102,28 @@ def simulate(
     frames: int | None = typer.Option(
         None, "--frames", help="advection: frames at t = 0, dt, ... [default: 201, to t = 2]."
     ),
+    particles: int | None = typer.Option(
+        None, "--particles", help="charged-particles: particles per system [default: 5]."
+    ),
+    dim: int | None = typer.Option(
+        None, "--dim", help="charged-particles: 2 or 3 dimensions [default: 2]."
+    ),
+    box: float | None = typer.Option(
+        None,
+        "--box",
+        help="charged-particles: elastic walls at ±BOX (NRI: 5) [default: none, as EGNN].",
+    ),
+    sample_every: int | None = typer.Option(
+        None,
+        "--sample-every",
+        help="charged-particles: integrator steps between frames [default: 100, NRI/EGNN's].",
+    ),
+    continuation: bool = typer.Option(
+        False,
+        "--continuation",
+        help="fixed-charge-scattering: also simulate each trajectory's continuation (2-6 time "
+        "units after the observed 9-11).",
+    ),
     device: str = typer.Option("auto", "--device", help="auto (CUDA if present), cpu or cuda."),
     output: Path = typer.Option(..., "-o", "--output", help="HDF5 file to write."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
@@ -99,17 +132,21 @@ def simulate(
 
     lorenz63: dynaforge's format (with system, parameters and dt). advection: PDEBench's layout
     (dataset 'tensor' [N, frames, nx] float32, 'x-coordinate', 't-coordinate', attribute
-    'beta'), full resolution, streamed to the file in blocks.
+    'beta'), full resolution, streamed to the file in blocks. charged-particles: dynaforge's
+    format, states (n, 2·dim) = positions then velocities per particle, charges as static
+    inputs. fixed-charge-scattering: dynaforge's format, ragged positions (observation, then
+    continuation), the hidden charges as static inputs, metadata 'observed_lengths'.
     """
     from dynaforge.systems import get_system
     from dynaforge.train import resolve_device
 
-    if system != "advection":
+    if system not in ("advection", *PARTICLE_SYSTEMS):
         try:
             sys_obj = get_system(system)
         except ValueError:
             raise UsageError(
-                f"unknown system {system!r}; known systems: advection, lorenz63"
+                f"unknown system {system!r}; known systems: advection, charged-particles, "
+                "fixed-charge-scattering, lorenz63"
             ) from None
     if output.suffix.lower() not in (".h5", ".hdf5"):
         raise UsageError(f"output {output} must end in .h5 or .hdf5")
@@ -123,6 +160,18 @@ def simulate(
         if used:
             verb = "applies" if len(used) == 1 else "apply"
             raise UsageError(f"{', '.join(used)} {verb} to {owner} only, not to {system}")
+
+    particle_options = {"--particles": particles, "--dim": dim, "--box": box,
+                        "--sample-every": sample_every}  # fmt: skip
+    if system in PARTICLE_SYSTEMS:
+        refuse({"--beta": beta, "--kind": kind, "--nx": nx, "--frames": frames,
+                "--method": method, "--substeps": substeps}, "lorenz63 and advection")  # fmt: skip
+        _simulate_particles(system, n_traj=n_traj, steps=steps, dt=dt, seed=seed,
+                            particles=particles, dim=dim, box=box, sample_every=sample_every,
+                            continuation=continuation, device=resolve_device(device),
+                            output=output, refuse=refuse)  # fmt: skip
+        return
+    refuse({**particle_options, "--continuation": continuation or None}, "the particle systems")
 
     if system == "advection":
         refuse({"--steps": steps, "--method": method, "--substeps": substeps}, "lorenz63")
@@ -175,6 +224,95 @@ def simulate(
     console.print(
         f"wrote {path}: {traj.n_trajectories} trajectories × {traj.n_steps} steps "
         f"of {system} at dt = {traj.dt:g} ({traj.metadata['solver']})"
+    )
+
+
+#: The systems with their own simulators (dynaforge.systems.particles).
+PARTICLE_SYSTEMS = ("charged-particles", "fixed-charge-scattering")
+
+
+def _simulate_particles(
+    system: str,
+    *,
+    n_traj: int | None,
+    steps: int | None,
+    dt: float | None,
+    seed: int,
+    particles: int | None,
+    dim: int | None,
+    box: float | None,
+    sample_every: int | None,
+    continuation: bool,
+    device: torch.device,
+    output: Path,
+    refuse: Callable[[dict[str, object], str], None],
+) -> None:
+    """The particle branch of ``simulate``: every option checked before any work."""
+    import torch
+
+    from dynaforge.systems.particles import (
+        ChargedParticles,
+        FixedChargeScattering,
+        join_scattering,
+        simulate_charged_particles,
+    )
+
+    if system == "fixed-charge-scattering":
+        refuse({"--particles": particles, "--dim": dim, "--box": box, "--steps": steps,
+                "--sample-every": sample_every, "--dt": dt}, "charged-particles")  # fmt: skip
+        n = 1000 if n_traj is None else n_traj
+        if n < 1:
+            raise UsageError(f"--n must be >= 1, got {n}")
+        scattering = FixedChargeScattering()
+        observed, following, charges = scattering.make_trajectories(
+            n, torch.Generator().manual_seed(seed), continuation=continuation, device=device
+        )
+        traj = join_scattering(observed, following, charges)
+        traj.metadata["seed"] = seed
+        path = traj.save(output)
+        lengths = observed.lengths
+        extra = ""
+        if following is not None:
+            extra = (f", then {int(following.lengths.min())}-{int(following.lengths.max())} "
+                     "continued")  # fmt: skip
+        console.print(
+            f"wrote {path}: {n} trajectories of {system}, {int(lengths.min())}-"
+            f"{int(lengths.max())} observed positions every {observed.dt:g}{extra} (seed {seed}; "
+            "charges as static inputs q0, q1, q2)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
+    refuse({"--continuation": continuation or None}, "fixed-charge-scattering")
+    n = 10_000 if n_traj is None else n_traj
+    steps = 5000 if steps is None else steps
+    every = 100 if sample_every is None else sample_every
+    step = 1e-3 if dt is None else dt
+    if n < 1:
+        raise UsageError(f"--n must be >= 1, got {n}")
+    if steps < 1 or every < 1 or steps % every:
+        raise UsageError(
+            f"--steps ({steps}) must be a positive multiple of --sample-every ({every})"
+        )
+    try:
+        particle_system = ChargedParticles(
+            n=5 if particles is None else particles, dim=2 if dim is None else dim, box=box
+        )
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if not step > 0:
+        raise UsageError(f"--dt must be > 0, got {step}")
+    traj = simulate_charged_particles(particle_system, n, steps=steps, sample_every=every,
+                                      dt=step, seed=seed, device=device,
+                                      progress=True)  # fmt: skip
+    path = traj.save(output)
+    walls = f"walls at ±{box:g}" if box is not None else "no walls"
+    console.print(
+        f"wrote {path}: {n} systems × {traj.n_steps} frames of {system} "
+        f"({particle_system.n} particles, {particle_system.dim}-D, {walls}; {steps} steps of "
+        f"{step:g}, a frame every {every}, i.e. every {traj.dt:g}; seed {seed})",
+        highlight=False,
+        soft_wrap=True,
     )
 
 

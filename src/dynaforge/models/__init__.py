@@ -9,9 +9,13 @@ from dynaforge.models.base import (
     NotFittedError,
 )
 from dynaforge.models.baselines import Persistence, RK4Baseline
+from dynaforge.models.charges import ChargeLeastSquares, FieldLeastSquares
+from dynaforge.models.continuation import LastStep, PhysicsContinuation
+from dynaforge.models.egnn import EGNN2Forecaster, EGNNForecaster
 from dynaforge.models.esn import EchoStateNetwork
 from dynaforge.models.estimators import MeanEstimator, RecurrentEstimator
 from dynaforge.models.fno import FNOForecaster, PeriodicFNOForecaster
+from dynaforge.models.gnn import GNNForecaster
 from dynaforge.models.mlp import MLPForecaster
 from dynaforge.models.neural import AbstractNeuralForecaster
 from dynaforge.models.ngrc import NGRC
@@ -44,8 +48,15 @@ MODELS: dict[str, type[AbstractModel]] = {
         PINN,
         ExactShift,
         CoarseFiniteVolume,
+        GNNForecaster,
+        EGNNForecaster,
+        EGNN2Forecaster,
         RecurrentEstimator,
         MeanEstimator,
+        ChargeLeastSquares,
+        FieldLeastSquares,
+        PhysicsContinuation,
+        LastStep,
     )
 }
 
@@ -75,18 +86,25 @@ __all__ = [
     "AbstractForecaster",
     "AbstractModel",
     "AbstractNeuralForecaster",
+    "ChargeLeastSquares",
     "CoarseFiniteVolume",
+    "EGNN2Forecaster",
+    "EGNNForecaster",
     "EchoStateNetwork",
     "ExactShift",
     "FNOForecaster",
+    "FieldLeastSquares",
+    "GNNForecaster",
     "GRUForecaster",
     "LSTMForecaster",
+    "LastStep",
     "LinearSpectral",
     "MLPForecaster",
     "MeanEstimator",
     "NotFittedError",
     "PeriodicFNOForecaster",
     "Persistence",
+    "PhysicsContinuation",
     "RK4Baseline",
     "RecurrentEstimator",
     "SINDy",

@@ -194,26 +194,7 @@ class AbstractNeuralForecaster(GradientTrained, AbstractForecaster):
         checkpoint: str | Path | None = None,
         on_epoch_end=None,
     ) -> None:
-        states = train.valid_states()
-        if self.per_component_scaling:
-            self.normalizer_ = Normalizer.fit(states)
-        else:  # one mean and std for the whole state (a field: every grid point alike)
-            flat = states.reshape(-1, 1)
-            one = Normalizer.fit(flat)
-            self.normalizer_ = Normalizer(
-                mean=one.mean.expand(self.dim_).clone(), std=one.std.expand(self.dim_).clone()
-            )
-        self.static_normalizer_ = (
-            None if train.static is None else Normalizer.fit(train.static, allow_constant=True)
-        )
-        u = self.normalizer_.transform(train.x)
-        steps = u[:, 1:] - u[:, :-1]
-        if train.lengths is not None:  # only steps between two valid samples
-            steps = steps[train.valid_mask()[:, 1:]]
-        if self.per_component_scaling:
-            increment_scale = steps.reshape(-1, self.dim_).std(dim=0)
-        else:
-            increment_scale = steps.reshape(-1).std().expand(self.dim_).clone()
+        self.normalizer_, self.static_normalizer_, increment_scale = self._fit_scaling(train)
         torch.manual_seed(self.train.seed)  # parameter initialisation
         self.module_ = StepModel(self._build_core(self.dim_, self._in_dim), increment_scale)
         result: TrainResult = train_module(
@@ -229,6 +210,41 @@ class AbstractNeuralForecaster(GradientTrained, AbstractForecaster):
         self.history_ = result.history
         self.train_result_ = result
         self.module_.to("cpu")
+
+    def _fit_scaling(
+        self, train: Trajectories
+    ) -> tuple[Normalizer, Normalizer | None, torch.Tensor]:
+        """The model units, fitted on the training data (flattened states ``(N, T, D)``): the
+        state normaliser, the static-input normaliser (None without static inputs) and the
+        increment scale ``(D,)`` (the std of one-step changes in normalised units).
+
+        Default: z-scores per component (or one for the whole state, see
+        :attr:`per_component_scaling`), static inputs z-scored per column. A model whose
+        symmetry a per-component z-score would break overrides this (graph networks of
+        particles: one scale per physical quantity shared by all particles, no mean where a
+        mean would break rotations; :mod:`dynaforge.models.gnn`).
+        """
+        states = train.valid_states()
+        if self.per_component_scaling:
+            normalizer = Normalizer.fit(states)
+        else:  # one mean and std for the whole state (a field: every grid point alike)
+            flat = states.reshape(-1, 1)
+            one = Normalizer.fit(flat)
+            normalizer = Normalizer(
+                mean=one.mean.expand(self.dim_).clone(), std=one.std.expand(self.dim_).clone()
+            )
+        static_normalizer = (
+            None if train.static is None else Normalizer.fit(train.static, allow_constant=True)
+        )
+        u = normalizer.transform(train.x)
+        steps = u[:, 1:] - u[:, :-1]
+        if train.lengths is not None:  # only steps between two valid samples
+            steps = steps[train.valid_mask()[:, 1:]]
+        if self.per_component_scaling:
+            increment_scale = steps.reshape(-1, self.dim_).std(dim=0)
+        else:
+            increment_scale = steps.reshape(-1).std().expand(self.dim_).clone()
+        return normalizer, static_normalizer, increment_scale
 
     def _loss_fn(self):
         """The training loss ``(module, inputs, targets[, static]) -> scalar``: the multi-step

@@ -1,11 +1,20 @@
 """Dynamical systems, looked up by name through :data:`SYSTEMS`; the 1-D advection PDE (not an
-ODE system: its data come from :func:`simulate_advection`) in :mod:`dynaforge.systems.advection`."""
+ODE system: its data come from :func:`simulate_advection`) in :mod:`dynaforge.systems.advection`;
+charged particles (their own simulators and samplers) in :mod:`dynaforge.systems.particles`."""
 
 from __future__ import annotations
 
 from dynaforge.systems.advection import BETAS, simulate_advection
 from dynaforge.systems.base import AbstractSystem
 from dynaforge.systems.lorenz import Lorenz63
+from dynaforge.systems.particles import (
+    EGNN_CHARGED,
+    ChargedParticles,
+    FixedChargeScattering,
+    NBodyProtocol,
+    ScatteringSample,
+    simulate_charged_particles,
+)
 
 #: name → system class; the one place a system name on the command line becomes an object.
 SYSTEMS: dict[str, type[AbstractSystem]] = {
@@ -23,4 +32,17 @@ def get_system(name: str, **parameters: float) -> AbstractSystem:
     return cls(**parameters)
 
 
-__all__ = ["BETAS", "SYSTEMS", "AbstractSystem", "Lorenz63", "get_system", "simulate_advection"]
+__all__ = [
+    "BETAS",
+    "EGNN_CHARGED",
+    "SYSTEMS",
+    "AbstractSystem",
+    "ChargedParticles",
+    "FixedChargeScattering",
+    "Lorenz63",
+    "NBodyProtocol",
+    "ScatteringSample",
+    "get_system",
+    "simulate_advection",
+    "simulate_charged_particles",
+]
