@@ -54,6 +54,9 @@ OWN_SUITE = {
     "gnn": "tests/test_gnn.py",
     "egnn": "tests/test_gnn.py",
     "egnn-2nd": "tests/test_gnn.py",
+    "constant-velocity": "tests/test_particles_tasks.py",
+    "charged-physics": "tests/test_particles_tasks.py",
+    "seed-mlp": "tests/test_particles_tasks.py",
 }
 
 

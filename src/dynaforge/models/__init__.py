@@ -19,6 +19,8 @@ from dynaforge.models.gnn import GNNForecaster
 from dynaforge.models.mlp import MLPForecaster
 from dynaforge.models.neural import AbstractNeuralForecaster
 from dynaforge.models.ngrc import NGRC
+from dynaforge.models.particle_baselines import ChargedPhysics, ConstantVelocity
+from dynaforge.models.particle_mlp import SeedMLP
 from dynaforge.models.pde_baselines import CoarseFiniteVolume, ExactShift
 from dynaforge.models.pinn import PINN
 from dynaforge.models.rnn import GRUForecaster, LSTMForecaster
@@ -57,6 +59,9 @@ MODELS: dict[str, type[AbstractModel]] = {
         FieldLeastSquares,
         PhysicsContinuation,
         LastStep,
+        ConstantVelocity,
+        ChargedPhysics,
+        SeedMLP,
     )
 }
 
@@ -87,7 +92,9 @@ __all__ = [
     "AbstractModel",
     "AbstractNeuralForecaster",
     "ChargeLeastSquares",
+    "ChargedPhysics",
     "CoarseFiniteVolume",
+    "ConstantVelocity",
     "EGNN2Forecaster",
     "EGNNForecaster",
     "EchoStateNetwork",
@@ -108,6 +115,7 @@ __all__ = [
     "RK4Baseline",
     "RecurrentEstimator",
     "SINDy",
+    "SeedMLP",
     "TransformerForecaster",
     "UNetForecaster",
     "create_model",

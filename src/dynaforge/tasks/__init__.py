@@ -84,11 +84,14 @@ from dynaforge.tasks.chaotic import (
 )
 from dynaforge.tasks.estimation import AbstractEstimationTask, EstimationData
 from dynaforge.tasks.forecasting import AbstractForecastingTask, ForecastData, ValidationSet
+from dynaforge.tasks.particles import NBodyCharged3DTask, Particles5BodyTask
 
 #: name → task; the one place a task name on the command line becomes an object.
 TASKS: dict[str, AbstractTask] = {
     "lorenz63": ChaoticForecastingTask("lorenz63"),
     "advection": AdvectionTask(),
+    "particles-5body": Particles5BodyTask(),
+    "nbody-charged-3d": NBodyCharged3DTask(),
 }
 
 
