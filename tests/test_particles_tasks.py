@@ -287,3 +287,17 @@ def test_unknown_task_and_missing_file_write_nothing(tmp_path):
     result = invoke("benchmark", "particles-5body", "--data", tmp_path / "none", "--out", out)
     assert result.exit_code != 0 and "does not exist" in result.output
     assert not out.exists()
+
+
+def test_an_hdf5_file_with_every_velocity_keeps_its_own_times(tmp_path, five):
+    from dynaforge.data.particles import write_particles
+
+    path = write_particles(five.train, tmp_path / "five.h5")
+    out = tmp_path / "run"
+    result = invoke("benchmark", "particles-5body", "--models", "constant-velocity,charged-physics",
+                    "--data", path, "--set", "n_train=14", "--set", "n_val=5", "--set",
+                    "n_test=5", "--set", "data_dt=0.25", "--out", out, "--no-progress")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["task"]["velocities"] == "from the files" and doc["task"]["times"] == [0.5, 1, 1.5]
+    assert doc["models"]["charged-physics"]["mse"] < 1e-18
