@@ -448,7 +448,7 @@ def test_cli_writes_a_readable_pdebench_file_and_refuses_an_existing_one(tmp_pat
         (("advection", "--beta", 1, "--steps", 3), "--steps applies to lorenz63 only"),
         (("advection", "--beta", 1, "--kind", "spectral"), "unknown kind"),
         (("lorenz63", "--beta", 1, "--nx", 8), "--beta, --nx apply to advection only"),
-        (("lorenz99",), "known systems: advection, lorenz63"),
+        (("lorenz99",), "unknown system 'lorenz99'; known systems: advection, "),
     ],
 )
 def test_cli_bad_options_are_clear_errors(tmp_path, args, match):
