@@ -20,16 +20,51 @@ Same numbers: the final frames of NumPy and dynaforge (uncompiled and compiled, 
 the same initial state agree to rounding; the table prints the largest difference, and the
 float32 solver's distance from the float64 one. Each timed run takes ~1.5 s (median of 3).
 
-Run alone: ``.venv/bin/python benchmarks/bench_advection.py [--quick]``.
+Two more benchmarks, each one thread (both sides), each ~1-3 min:
+
+* **Surrogates vs the solver** (:func:`run_inference`, ``advection_inference`` in
+  ``run_all.py``): the 31 rollout frames of the task (t = 0.5 … 2.0 from the 10 context frames
+  t = 0 … 0.45, every 4th of 1 024 cells) for the same 64 test samples (β = 4, PDEBench's
+  recipe), made (i) by the finite-volume solver at full resolution (``fv_solve`` on 1 024 cells,
+  float32 as PDEBench's data, step compiled, from the exact state at t = 0.45, then reduced),
+  (ii) by the same scheme on the 256 cells the models see (``fv-coarse``), (iii) by surrogates
+  fitted inside the benchmark on a small exact data set (128 samples): ``linear-spectral``
+  (closed form), ``fno-periodic`` and ``fno`` (a few epochs of the task's training loop: the
+  numbers say how many and how long). Time per sample at batch 64 and at batch 1 (median of
+  3), and each one's nRMSE against the exact solution. The surrogates learn from exact data, so
+  a short fit is enough for ``linear-spectral`` and not for the FNOs; the accuracy column is
+  mostly about the solver (its numerical diffusion at 4 cells per reduced cell).
+* **FNO training throughput** (:func:`run_training`, ``advection_training``): PDEBench's FNO1d
+  configuration (the ``fno`` model: 12 modes, width 20, 4 layers, grid channel, zero padding
+  2) trained through the full 31-step rollout on 128 exact samples at batch 32, in dynaforge's
+  loop (``FNOForecaster.fit``: ``train_module``, the task's settings) and in a loop written from
+  PDEBench's published FNO training script (``pdebench/models/fno/train.py``: a ``Dataset`` of
+  samples ``(first 10 frames, all frames, grid)`` in its ``[x, t, v]`` layout, a shuffled
+  ``DataLoader``, each rollout step ``model(frames reshaped to [b, x, 10], grid)`` with the grid
+  concatenated inside FNO1d's forward, the step's MSE summed over the 31 steps, the prediction
+  tensor grown by concatenation, the full-trajectory MSE and ``loss.item()`` per batch, Adam at
+  1e-3 with weight decay 1e-4, StepLR per epoch; ``num_workers = 0`` as its
+  ``config_Adv.yaml``). Both start from the same initial weights (the forecaster's own
+  initialisation). The PDEBench-style loop runs twice: on the very network object dynaforge
+  trains (dynaforge's kernels: matrix-product DFTs and channel matmuls; the loop's own cost),
+  and with PDEBench's kernels on those weights (``rfft``/``irfft`` spectral convolutions, 1x1
+  ``Conv1d``, ``nn.Linear`` on the channel-last layout: what a PDEBench user runs). Samples/s =
+  samples × epochs / seconds, best of 2.
+
+Run alone: ``.venv/bin/python benchmarks/bench_advection.py [--quick] [--part
+generation|inference|training|all]`` (default: all).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
+from torch.nn import functional as F
 
 from _common import (
     fmt_rate,
@@ -38,12 +73,14 @@ from _common import (
     load_average,
     median,
     print_table,
-    quick_flag,
     setup_threads,
     timed,
 )
+from dynaforge.data import Trajectories
 from dynaforge.systems.advection import (
     cell_centres,
+    exact_solution,
+    frame_times,
     fv_solve,
     sample_initial_conditions,
     step_schedule,
@@ -288,8 +325,405 @@ def report(result: dict[str, Any]) -> None:
     )
 
 
+# ---------------------------------------------------------------------------------------------
+# Surrogate inference vs the finite-volume solver, and FNO training throughput.
+# ---------------------------------------------------------------------------------------------
+
+#: The task's reduction and split of a sample: 41 frames (every 5th of 201, Δt = 0.05) of 256
+#: cells (every 4th of 1 024); 10 context frames, then the 31 scored ones.
+FRAMES, DT, FRAME_STRIDE, CELL_STRIDE = 201, 0.01, 5, 4
+CONTEXT, HORIZON = 10, 31
+TASK_BATCH = 32  # the advection task's training batch size (both loops use it)
+
+
+def _exact_samples(n: int, seed: int, beta: float = BETA):
+    """``(initial conditions, reduced times (41,), reduced exact fields (n, 41, 256))``."""
+    ic = sample_initial_conditions(n, torch.Generator().manual_seed(seed), nx=NX)
+    t = frame_times(FRAMES, DT)[::FRAME_STRIDE]
+    field = exact_solution(ic, beta, cell_centres(NX)[::CELL_STRIDE], t)
+    return ic, t, field
+
+
+def _trajectories(field: torch.Tensor, t: torch.Tensor, beta: float | None) -> Trajectories:
+    """The task's training data layout: β as each trajectory's static input (or none)."""
+    n = field.shape[0]
+    return Trajectories(
+        t=t,
+        x=field,
+        state_names=tuple(f"u{j}" for j in range(field.shape[-1])),
+        static=None if beta is None else torch.full((n, 1), float(beta), dtype=torch.float64),
+        static_names=None if beta is None else ("beta",),
+        metadata={"dt": float(t[1] - t[0])},
+    )
+
+
+def _one_thread(fn):
+    """Run ``fn()`` with one torch thread (what both sides of these two benchmarks get)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return fn()
+    finally:
+        torch.set_num_threads(before)
+
+
+def run_inference(quick: bool = False) -> dict[str, Any]:
+    """Surrogates vs the full-resolution solver on the same 31 frames (module docstring)."""
+    return _one_thread(lambda: _inference(quick))
+
+
+def _inference(quick: bool) -> dict[str, Any]:
+    from dynaforge.metrics.pde import field_errors
+    from dynaforge.models import create_model
+    from dynaforge.tasks.advection import _train
+
+    load_start = load_average()
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+    n_test, n_train = (8, 32) if quick else (64, 128)
+    epochs = 1 if quick else 2
+    repeats = 1 if quick else 3
+    ic, t, field = _exact_samples(n_test + n_train, seed=1)
+    test, train = field[:n_test], field[n_test:]
+    context, truth = test[:, :CONTEXT], test[:, CONTEXT:]
+    static = torch.full((n_test, 1), BETA, dtype=torch.float64)
+    t0_time = float(t[CONTEXT - 1])
+    times = [float(v) - t0_time for v in t[CONTEXT:]]  # 0.05 … 1.55 after the last context frame
+
+    def forecaster(name: str, **params):
+        model = create_model(name, **params)
+        seconds, _ = timed(lambda: model.fit(_trajectories(train, t, BETA)))
+        return model, seconds
+
+    rows = []
+
+    def measure(label, predict, fit_seconds=None, fit_note="", warm_up=None):
+        # Warm-up, untimed: first-call allocations; the solver's compilation at both batch sizes.
+        (warm_up or (lambda: predict(1)))()
+        by_batch = {}
+        for batch in (n_test, 1):
+            timings = [timed(lambda b=batch: predict(b)) for _ in range(repeats)]
+            by_batch[batch] = median([s for s, _ in timings])
+            if batch == n_test:
+                pred = timings[0][1]
+        scores = field_errors(pred.to(torch.float64), truth)
+        rows.append({
+            "method": label,
+            "seconds_per_sample_batch": by_batch[n_test] / n_test,
+            "seconds_per_sample_1": by_batch[1],
+            "nrmse": scores["nrmse"], "rmse": scores["rmse"], "max_error": scores["max_error"],
+            "fit_seconds": fit_seconds, "fit": fit_note,
+        })  # fmt: skip
+
+    # The solver at full resolution from the exact state at the last context time.
+    u0 = exact_solution(ic[:n_test], BETA, cell_centres(NX), torch.tensor([t0_time]))[:, 0]
+    u0 = u0.to(torch.float32).contiguous()
+
+    def solve(batch):
+        out = fv_solve(u0[:batch], BETA, times, compile=True)
+        return out[..., ::CELL_STRIDE]
+
+    def compile_both():
+        for batch in (n_test, 1):
+            fv_solve(u0[:batch], BETA, [1e-3], compile=True)
+
+    measure(f"finite volumes, {NX} cells (float32, compiled)", solve, warm_up=compile_both)
+    steps = sum(len(s) for s in step_schedule(BETA, times, nx=NX, cfl=CFL))
+
+    def model_predict(model):
+        return lambda batch: model.forecast(context[:batch], HORIZON, static[:batch])
+
+    coarse, secs = forecaster("fv-coarse")
+    measure(f"fv-coarse: finite volumes on {NX // CELL_STRIDE} cells (float64)",
+            model_predict(coarse), secs, "none (the scheme)")  # fmt: skip
+    spectral, secs = forecaster("linear-spectral")
+    measure("linear-spectral", model_predict(spectral), secs,
+            f"closed form on {n_train} exact samples")  # fmt: skip
+    for name in ("fno-periodic", "fno"):
+        model, secs = forecaster(name, train=_train(epochs, progress=False, device="cpu"))
+        measure(name, model_predict(model), secs,
+                f"{epochs} epochs on {n_train} exact samples (the task's loop)")  # fmt: skip
+    solver = rows[0]
+    for r in rows:
+        r["speedup_vs_solver_batch"] = (
+            solver["seconds_per_sample_batch"] / r["seconds_per_sample_batch"]
+        )
+        r["speedup_vs_solver_1"] = solver["seconds_per_sample_1"] / r["seconds_per_sample_1"]
+    return {
+        "name": "advection_inference",
+        "quick": quick,
+        "beta": BETA,
+        "threads": 1,
+        "n_test": n_test,
+        "n_train": n_train,
+        "epochs": epochs,
+        "repeats": repeats,
+        "solver_steps": steps,
+        "frames": f"{HORIZON} frames t = {float(t[CONTEXT]):g} .. {float(t[-1]):g}, "
+        f"{NX // CELL_STRIDE} cells",
+        "rows": rows,
+        "load_average_start": load_start,
+        "load_average_end": load_average(),
+    }
+
+
+def report_inference(result: dict[str, Any]) -> None:
+    rows = []
+    for r in result["rows"]:
+        fit = "" if r["fit_seconds"] is None else f"{r['fit_seconds']:.1f} s: {r['fit']}"
+        rows.append([r["method"], f"{r['seconds_per_sample_batch'] * 1e3:.3g}",
+                     fmt_ratio(r["speedup_vs_solver_batch"]),
+                     f"{r['seconds_per_sample_1'] * 1e3:.3g}",
+                     fmt_ratio(r["speedup_vs_solver_1"]), f"{r['nrmse']:.2e}", fit])  # fmt: skip
+    print_table(
+        f"Advection surrogates vs the solver: {result['frames']}, β = {result['beta']:g}, "
+        f"{result['n_test']} samples, 1 thread",
+        ["method", f"ms/sample @{result['n_test']}", "vs solver", "ms/sample @1", "vs solver",
+         "nRMSE vs exact", "fit"],
+        rows,
+        [
+            f"The solver takes {result['solver_steps']:,} steps from t = 0.45 at CFL 0.4; time = "
+            f"median of {result['repeats']} calls, after one warm-up call (compilation).",
+            "Surrogates are fitted on exact data inside the benchmark; the accuracy column is "
+            "mostly about the solver (numerical diffusion), not about the surrogates, which "
+            "are trained far less than the task's presets train them.",
+            f"Load average start {result['load_average_start']}, end "
+            f"{result['load_average_end']}.",
+        ],
+    )  # fmt: skip
+
+
+# -- FNO training: dynaforge's loop vs a PDEBench-style loop ----------------------------------
+
+
+class _PDEBenchSamples(torch.utils.data.Dataset):
+    """PDEBench's single-file FNO dataset in memory: sample ``i`` is ``(its first
+    ``initial_step`` frames [x, t0, v], all its frames [x, t, v], the grid [x, 1])``."""
+
+    def __init__(self, field: torch.Tensor, grid: torch.Tensor, initial_step: int) -> None:
+        self.data = field.permute(0, 2, 1)[..., None].to(torch.float32).contiguous()  # [b,x,t,v]
+        self.grid = grid[:, None].to(torch.float32)
+        self.initial_step = initial_step
+
+    def __len__(self) -> int:
+        return self.data.shape[0]
+
+    def __getitem__(self, i: int):
+        return self.data[i, :, : self.initial_step, :], self.data[i], self.grid
+
+
+class _PDEBenchFNO1d(nn.Module):
+    """PDEBench's FNO1d forward ``(x [b, nx, 10], grid [b, nx, 1]) -> [b, nx, 1, 1]`` (grid
+    concatenated, ``fc0`` on the channel-last layout, pad, 4 Fourier layers, crop, ``fc1``, gelu,
+    ``fc2``) on the layers of a dynaforge FNO core. ``pdebench_kernels``: the spectral
+    convolutions by ``rfft``/``irfft`` into a zero-filled spectrum and the ``W`` maps as 1x1
+    ``Conv1d``, as PDEBench computes them; else the core's own kernels."""
+
+    def __init__(self, core: nn.Module, pdebench_kernels: bool) -> None:
+        super().__init__()
+        self.core = core
+        self.pdebench_kernels = pdebench_kernels
+
+    def _spectral(self, conv, h):
+        if not self.pdebench_kernels:
+            return conv(h)
+        x_ft = torch.fft.rfft(h)
+        out_ft = torch.zeros(h.shape[0], conv.out_channels, h.shape[-1] // 2 + 1,
+                             dtype=torch.cfloat, device=h.device)  # fmt: skip
+        weight = torch.view_as_complex(conv.weight)
+        out_ft[:, :, : conv.modes] = torch.einsum("bix,iox->box", x_ft[:, :, : conv.modes], weight)
+        return torch.fft.irfft(out_ft, n=h.shape[-1])
+
+    def _pointwise(self, layer, h):
+        if not self.pdebench_kernels:
+            return layer(h)
+        return F.conv1d(h, layer.linear.weight[:, :, None], layer.linear.bias)
+
+    def forward(self, x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+        core = self.core
+        h = F.linear(torch.cat((x, grid), dim=-1), core.lift.linear.weight, core.lift.linear.bias)
+        h = F.pad(h.permute(0, 2, 1), [0, core.padding])
+        last = len(core.spectral) - 1
+        for i, (conv, w) in enumerate(zip(core.spectral, core.pointwise)):
+            h = self._spectral(conv, h) + self._pointwise(w, h)
+            if i < last:
+                h = F.gelu(h)
+        h = h[..., : -core.padding].permute(0, 2, 1)
+        fc1, fc2 = core.project[0].linear, core.project[2].linear
+        h = F.linear(F.gelu(F.linear(h, fc1.weight, fc1.bias)), fc2.weight, fc2.bias)
+        return h.unsqueeze(-2)
+
+
+def pdebench_style_training(model: nn.Module, dataset, epochs: int, batch_size: int) -> float:
+    """PDEBench's autoregressive FNO training loop (module docstring), written from its
+    published script; returns the last batch's summed rollout loss."""
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True,
+                                         num_workers=0)  # fmt: skip
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=100, gamma=0.5)
+    mse = nn.MSELoss(reduction="mean")
+    initial_step = dataset.initial_step
+    last = math.nan
+    for _ in range(epochs):
+        model.train()
+        running_step, running_full = 0.0, 0.0
+        for xx, yy, grid in loader:
+            b = xx.shape[0]
+            loss = 0
+            pred = yy[..., :initial_step, :]
+            flat = [*xx.shape[:-2], -1]
+            for k in range(initial_step, yy.shape[-2]):
+                step = model(xx.reshape(flat), grid)
+                loss = loss + mse(step.reshape(b, -1), yy[..., k : k + 1, :].reshape(b, -1))
+                pred = torch.cat((pred, step), -2)
+                xx = torch.cat((xx[..., 1:, :], step), dim=-2)
+            running_step += loss.item()
+            running_full += mse(pred.reshape(b, -1), yy.reshape(b, -1)).item()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            last = float(loss.item())
+        scheduler.step()
+    return last
+
+
+def run_training(quick: bool = False) -> dict[str, Any]:
+    """FNO training samples/s: dynaforge's loop vs the PDEBench-style loop (module docstring)."""
+    return _one_thread(lambda: _training(quick))
+
+
+def _training(quick: bool) -> dict[str, Any]:
+    import copy
+
+    from dynaforge.models import create_model
+    from dynaforge.tasks.advection import _train
+
+    load_start = load_average()
+    n, epochs, repeats = (64, 1, 1) if quick else (128, 2, 2)
+    _, t, field = _exact_samples(n, seed=2)
+    nx = field.shape[-1]
+    dataset = _PDEBenchSamples(field, cell_centres(NX)[::CELL_STRIDE], CONTEXT)
+    traj = _trajectories(field, t, None)  # one β, no static input: PDEBench's 11 channels
+    cfg = _train(epochs, progress=False, device="cpu", batch_size=TASK_BATCH)
+
+    def initial_core():
+        model = create_model("fno", train=cfg)
+        torch.manual_seed(model.train.seed)  # as FNOForecaster.fit initialises its network
+        model.static_normalizer_ = None
+        return model._build_core(nx, nx)
+
+    reference = initial_core()
+    # Same network: the PDEBench-layout forward on the core's layers (either kernels) equals
+    # the core itself on the same raw frames.
+    frames = field[:4, :CONTEXT].to(torch.float32)
+    grid4 = dataset.grid[None].expand(4, -1, -1)
+    with torch.no_grad():
+        core_out = reference(frames)
+        same_net = {
+            label: float(
+                (_PDEBenchFNO1d(reference, kernels)(frames.permute(0, 2, 1), grid4)[:, :, 0, 0]
+                 - core_out).abs().max()
+            )
+            for label, kernels in (("dynaforge_kernels", False), ("pdebench_kernels", True))
+        }  # fmt: skip
+
+    def dynaforge_fit():
+        model = create_model("fno", train=cfg)
+        model.fit(traj)
+        return float(model.history_["train_loss"][-1])
+
+    def pdebench_fit(kernels: bool):
+        net = _PDEBenchFNO1d(copy.deepcopy(reference), kernels)
+        return pdebench_style_training(net, dataset, epochs, TASK_BATCH)
+
+    runs = [
+        ("PDEBench-style loop, PDEBench's kernels (rfft, Conv1d)", lambda: pdebench_fit(True)),
+        ("PDEBench-style loop, dynaforge's network", lambda: pdebench_fit(False)),
+        ("dynaforge FNOForecaster.fit (train_module)", dynaforge_fit),
+    ]
+    # Warm-up on a few samples (allocator, first-call dispatch), untimed.
+    small = _PDEBenchSamples(field[:TASK_BATCH], cell_centres(NX)[::CELL_STRIDE], CONTEXT)
+    pdebench_style_training(_PDEBenchFNO1d(copy.deepcopy(reference), True), small, 1, TASK_BATCH)
+    create_model("fno", train=_train(1, progress=False, device="cpu")).fit(
+        _trajectories(field[:TASK_BATCH], t, None)
+    )
+    rows = []
+    for label, fit in runs:
+        timings = []
+        for _ in range(repeats):
+            torch.manual_seed(0)
+            timings.append(timed(fit))
+        seconds, loss = min(timings, key=lambda tl: tl[0])
+        rows.append({
+            "loop": label, "samples": n, "epochs": epochs, "batch_size": TASK_BATCH,
+            "seconds": seconds, "samples_per_s": n * epochs / seconds,
+            "all_seconds": [s for s, _ in timings], "last_loss": loss,
+        })  # fmt: skip
+    peer = rows[0]["samples_per_s"]
+    for r in rows:
+        r["ratio_vs_pdebench"] = r["samples_per_s"] / peer
+    return {
+        "name": "advection_training",
+        "quick": quick,
+        "threads": 1,
+        "model": "fno (PDEBench's FNO1d: 12 modes, width 20, 4 layers, grid, padding 2)",
+        "rollout_steps": HORIZON,
+        "rows": rows,
+        "ratio_dynaforge_vs_pdebench": rows[2]["ratio_vs_pdebench"],
+        "ratio_dynaforge_vs_pdebench_loop_same_network": rows[2]["samples_per_s"]
+        / rows[1]["samples_per_s"],
+        "same_network_max_abs": same_net,
+        "load_average_start": load_start,
+        "load_average_end": load_average(),
+    }
+
+
+def report_training(result: dict[str, Any]) -> None:
+    rows = [[r["loop"], r["samples"], r["epochs"], r["batch_size"], f"{r['seconds']:.1f}",
+             fmt_rate(r["samples_per_s"]), fmt_ratio(r["ratio_vs_pdebench"])]
+            for r in result["rows"]]  # fmt: skip
+    same = result["same_network_max_abs"]
+    print_table(
+        f"FNO training throughput (full {result['rollout_steps']}-step rollout, 1 thread)",
+        ["loop", "samples", "epochs", "batch", "s", "samples/s", "vs PDEBench-style"],
+        rows,
+        [
+            f"{result['model']}; best of the runs, each from the same initial weights.",
+            "dynaforge vs the PDEBench-style loop on the same network object: "
+            f"{fmt_ratio(result['ratio_dynaforge_vs_pdebench_loop_same_network'])} (the loop "
+            "alone); the rest of the ratio is the kernels.",
+            "Same network: PDEBench-layout forward vs the core on the same frames, max |diff| "
+            f"{same['dynaforge_kernels']:.1e} (dynaforge's kernels), "
+            f"{same['pdebench_kernels']:.1e} (PDEBench's).",
+            f"Load average start {result['load_average_start']}, end {result['load_average_end']}.",
+        ],
+    )
+
+
+class _Part:
+    """A benchmark of this file as ``run_all.py`` takes one: ``run(quick)``, ``report(result)``."""
+
+    def __init__(self, run, report) -> None:
+        self.run = run
+        self.report = report
+
+
+INFERENCE = _Part(run_inference, report_inference)
+TRAINING = _Part(run_training, report_training)
+PARTS = {"generation": None, "inference": INFERENCE, "training": TRAINING}
+
+
 def main() -> None:
-    report(run(quick_flag()))
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
+    parser.add_argument("--part", default="all", choices=[*PARTS, "all"])
+    args = parser.parse_args()
+    for name in PARTS if args.part == "all" else [args.part]:
+        if name == "generation":
+            report(run(args.quick))
+        else:
+            PARTS[name].report(PARTS[name].run(args.quick))
 
 
 if __name__ == "__main__":

@@ -5,8 +5,10 @@
 
 The measured run writes ``benchmarks/results.json``; ``--quick`` writes
 ``benchmarks/results.quick.json`` (so a smoke run never replaces measured figures) unless
-``--out`` says otherwise. Nothing asserts on wall-clock time: a missed goal is reported, and
-the exit status is non-zero only when a benchmark fails to run.
+``--out`` says otherwise; ``--merge`` keeps the entries already in ``--out`` of the benchmarks
+not run now (each merged entry carries the machine it ran on). Nothing asserts on wall-clock
+time: a missed goal is reported, and the exit status is non-zero only when a benchmark fails to
+run.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ BENCHMARKS = {
     "sindy_ae": bench_sindy_ae,
     "tune": bench_tune,
     "advection": bench_advection,
+    "advection_inference": bench_advection.INFERENCE,
+    "advection_training": bench_advection.TRAINING,
 }
 
 
@@ -158,6 +162,34 @@ def _summary_rows(results: dict[str, Any]) -> list[list[str]]:
                 _common.goal_mark(adv["goal_met"]["ratio_vs_numpy"]),
             ]
         )
+    inference = results.get("advection_inference")
+    if inference and "error" not in inference:
+        solver = inference["rows"][0]
+        for r in inference["rows"][1:]:
+            rows.append(
+                [
+                    f"advection {r['method']} vs FV at {bench_advection.NX} cells, ms/sample "
+                    f"@{inference['n_test']} (nRMSE)",
+                    f"{r['seconds_per_sample_batch'] * 1e3:.3g} ({r['nrmse']:.1e})",
+                    f"{solver['seconds_per_sample_batch'] * 1e3:.3g} ({solver['nrmse']:.1e})",
+                    _common.fmt_ratio(r["speedup_vs_solver_batch"]),
+                    "",
+                    "",
+                ]
+            )
+    training = results.get("advection_training")
+    if training and "error" not in training:
+        peer, ours = training["rows"][0], training["rows"][2]
+        rows.append(
+            [
+                "advection FNO training samples/s vs PDEBench-style loop (1 thread)",
+                _common.fmt_rate(ours["samples_per_s"]),
+                _common.fmt_rate(peer["samples_per_s"]),
+                _common.fmt_ratio(ours["ratio_vs_pdebench"]),
+                "",
+                "",
+            ]
+        )
     return rows
 
 
@@ -184,6 +216,11 @@ def main(argv: list[str] | None = None) -> int:
         help="a finished `dynaforge discover lorenz-embedded --preset quick` run: "
         "sindy_ae reads its time to the first Lorenz model instead of "
         "training the quick preset again (~16 min)",
+    )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the entries already in --out of the benchmarks not run now",
     )
     args = parser.parse_args(argv)
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -234,6 +271,11 @@ def main(argv: list[str] | None = None) -> int:
             ],
         )
     payload = {"quick": args.quick, "machine": machine, "results": results}
+    if args.merge and out.is_file():
+        payload = json.loads(out.read_text())
+        for result in results.values():
+            result["machine"] = machine
+        payload["results"].update(results)
     out.write_text(json.dumps(payload, indent=2, default=float) + "\n")
     print(f"wrote {out}")
     return 1 if failed else 0
