@@ -135,6 +135,10 @@ def test_seed_mlp_is_the_seeds_network_per_horizon(five, tmp_path):
     assert pred.shape == (10, 3, 5, 4)
     # Velocities are not predicted: the context's, repeated.
     assert torch.equal(pred[..., 2:], five.test_context[:, :1, :, 2:].expand(-1, 3, -1, -1))
+    # What tuning's epoch callbacks score is the same forecast.
+    torch.testing.assert_close(
+        model.forecast_during_fit(five.test_context, 3, five.test_static), pred
+    )
     again = AbstractModel.load(model.save(tmp_path / "mlp"))
     assert torch.equal(again.forecast(five.test_context, 3, five.test_static), pred)
     with pytest.raises(ValueError, match="one network per horizon"):
