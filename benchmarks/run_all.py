@@ -25,6 +25,7 @@ import _common
 import bench_advection
 import bench_esn
 import bench_lstm_training
+import bench_particles
 import bench_simulation
 import bench_sindy
 import bench_sindy_ae
@@ -41,6 +42,8 @@ BENCHMARKS = {
     "advection": bench_advection,
     "advection_inference": bench_advection.INFERENCE,
     "advection_training": bench_advection.TRAINING,
+    "particles": bench_particles,
+    "particles_inversion": bench_particles.INVERSION,
 }
 
 

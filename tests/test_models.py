@@ -46,7 +46,8 @@ TINY = {
 
 #: Forecasters with a conformance suite of their own, and where: the PINN needs a static input
 #: (the advection speed), which the Lorenz-63 data here does not have; the particle graph
-#: networks need states (n, 2 d) and the charges as static inputs.
+#: networks need states (n, 2 d) and the charges as static inputs; the continuation models of
+#: fixed-charge scattering need its trajectories (and physics-continuation its equations).
 OWN_SUITE = {
     "pinn": "tests/test_field_models.py",
     "exact-shift": "tests/test_advection_task.py",
@@ -55,8 +56,12 @@ OWN_SUITE = {
     "egnn": "tests/test_gnn.py",
     "egnn-2nd": "tests/test_gnn.py",
     "constant-velocity": "tests/test_particles_tasks.py",
+    "linear-dynamics": "tests/test_particles_tasks.py",
     "charged-physics": "tests/test_particles_tasks.py",
     "seed-mlp": "tests/test_particles_tasks.py",
+    "physics-continuation": "tests/test_charges.py",
+    "last-step": "tests/test_charges.py",
+    "field-continuation": "tests/test_scattering_tasks.py",
 }
 
 

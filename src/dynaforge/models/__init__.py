@@ -16,6 +16,7 @@ from dynaforge.models.esn import EchoStateNetwork
 from dynaforge.models.estimators import MeanEstimator, RecurrentEstimator
 from dynaforge.models.fno import FNOForecaster, PeriodicFNOForecaster
 from dynaforge.models.gnn import GNNForecaster
+from dynaforge.models.learned_field import FieldContinuation
 from dynaforge.models.mlp import MLPForecaster
 from dynaforge.models.neural import AbstractNeuralForecaster
 from dynaforge.models.ngrc import NGRC
@@ -62,6 +63,7 @@ MODELS: dict[str, type[AbstractModel]] = {
         ConstantVelocity,
         ChargedPhysics,
         SeedMLP,
+        FieldContinuation,
     )
 }
 
@@ -100,6 +102,7 @@ __all__ = [
     "EchoStateNetwork",
     "ExactShift",
     "FNOForecaster",
+    "FieldContinuation",
     "FieldLeastSquares",
     "GNNForecaster",
     "GRUForecaster",

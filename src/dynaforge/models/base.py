@@ -61,6 +61,10 @@ RAGGED = "ragged"
 SHAPED_STATE = "shaped_state"
 #: Need: the true equations of the task's system (the task sets them as a hyperparameter).
 SYSTEM_EQUATIONS = "system_equations"
+#: Need: the data are fixed-charge scattering (one particle's positions among fixed charges at
+#: known positions) and the task names the system: the charge inversion and the physics
+#: continuation (a system of ``SYSTEM_EQUATIONS`` such as Lorenz-63 would not do).
+SCATTERING_EQUATIONS = "scattering_equations"
 #: Need: the state is one field on a uniform periodic 1-D grid (the models treat it as such).
 PERIODIC_FIELD = "periodic_field"
 #: Need: the data obey the advection equation u_t + beta u_x = 0 (beta the static input).

@@ -45,9 +45,9 @@ from torch import nn
 from dynaforge.data import LabelledTrajectories, Normalizer, Trajectories
 from dynaforge.models.base import (
     RAGGED,
+    SCATTERING_EQUATIONS,
     SHAPED_STATE,
     STATIC,
-    SYSTEM_EQUATIONS,
     AbstractEstimator,
     GradientTrained,
 )
@@ -812,7 +812,7 @@ class ChargeLeastSquares(AbstractEstimator):
     name = "charge-lsq"
     kind = "baseline"
     capabilities = frozenset({RAGGED})
-    needs = frozenset({SYSTEM_EQUATIONS})
+    needs = frozenset({SCATTERING_EQUATIONS})
 
     def __init__(
         self,

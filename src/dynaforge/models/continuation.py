@@ -22,8 +22,8 @@ import torch
 from dynaforge.data import Trajectories
 from dynaforge.models.base import (
     RAGGED,
+    SCATTERING_EQUATIONS,
     SHAPED_STATE,
-    SYSTEM_EQUATIONS,
     AbstractForecaster,
 )
 from dynaforge.models.charges import (
@@ -100,7 +100,7 @@ class PhysicsContinuation(AbstractForecaster):
     name = "physics-continuation"
     kind = "baseline"
     capabilities = frozenset({RAGGED})
-    needs = frozenset({SYSTEM_EQUATIONS})
+    needs = frozenset({SCATTERING_EQUATIONS})
 
     def __init__(
         self,

@@ -94,6 +94,7 @@ class _RecurrentReader(nn.Module):
         num_layers: int,
         dropout: float,
         n_targets: int,
+        head_hidden: int = 0,
     ) -> None:
         super().__init__()
         self.rnn = _CELLS[cell](
@@ -103,7 +104,14 @@ class _RecurrentReader(nn.Module):
             batch_first=True,
             dropout=dropout if num_layers > 1 else 0.0,
         )
-        self.head = nn.Linear(hidden_size, n_targets)
+        # head_hidden > 0: the seed's two linear layers (hidden -> head_hidden, ReLU -> P).
+        self.head = (
+            nn.Linear(hidden_size, n_targets)
+            if not head_hidden
+            else nn.Sequential(
+                nn.Linear(hidden_size, head_hidden), nn.ReLU(), nn.Linear(head_hidden, n_targets)
+            )
+        )
 
     def forward(
         self, x: torch.Tensor, lengths: torch.Tensor, static: torch.Tensor | None = None
@@ -139,6 +147,9 @@ class RecurrentEstimator(GradientTrained, AbstractEstimator):
         hidden_size: units per recurrent layer.
         num_layers: stacked layers.
         dropout: dropout between stacked layers (ignored with one layer).
+        head_hidden: 0: a linear head on the last hidden state; ``n > 0``: two linear layers,
+            ``hidden_size -> n`` with a ReLU, then ``n -> P`` (the seed's charge LSTM: one
+            LSTM layer of 256 and ``head_hidden = 256``).
         train: training-loop options (:class:`~dynaforge.train.TrainConfig` or a dict of its
             fields). One training example is one trajectory; the forecasting options
             (``rollout_steps``, ``teacher_forcing``, ``window_stride``) do not apply.
@@ -155,14 +166,18 @@ class RecurrentEstimator(GradientTrained, AbstractEstimator):
         hidden_size: int = 64,
         num_layers: int = 2,
         dropout: float = 0.0,
+        head_hidden: int = 0,
         train: TrainConfig | dict | None = None,
     ) -> None:
         if cell not in _CELLS:
             raise ValueError(f"unknown recurrent cell {cell!r}; use one of {sorted(_CELLS)}")
+        if isinstance(head_hidden, bool) or not isinstance(head_hidden, int) or head_hidden < 0:
+            raise ValueError(f"head_hidden must be an integer >= 0, got {head_hidden!r}")
         self.cell = cell
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.dropout = dropout
+        self.head_hidden = head_hidden
         self.train = as_train_config(train)
 
     def get_params(self) -> dict[str, Any]:
@@ -179,6 +194,7 @@ class RecurrentEstimator(GradientTrained, AbstractEstimator):
             self.num_layers,
             self.dropout,
             self.target_normalizer_.dim,
+            self.head_hidden,
         )
 
     def _inputs(self, traj: Trajectories) -> tuple[torch.Tensor, ...]:

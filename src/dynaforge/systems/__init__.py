@@ -17,8 +17,12 @@ from dynaforge.systems.particles import (
 )
 
 #: name → system class; the one place a system name on the command line becomes an object.
+#: Fixed-charge scattering is not an ODE system of the ``AbstractSystem`` kind (it has its own
+#: simulator), but the physics models resolve its equations by name (``charge-lsq``,
+#: ``physics-continuation``), and a saved model reloads its system from here.
 SYSTEMS: dict[str, type[AbstractSystem]] = {
     Lorenz63.name: Lorenz63,
+    FixedChargeScattering.name: FixedChargeScattering,  # type: ignore[dict-item]
 }
 
 

@@ -85,6 +85,7 @@ from dynaforge.tasks.chaotic import (
 from dynaforge.tasks.estimation import AbstractEstimationTask, EstimationData
 from dynaforge.tasks.forecasting import AbstractForecastingTask, ForecastData, ValidationSet
 from dynaforge.tasks.particles import NBodyCharged3DTask, Particles5BodyTask
+from dynaforge.tasks.scattering import ParticleChargesTask, ParticleContinuationTask
 
 #: name → task; the one place a task name on the command line becomes an object.
 TASKS: dict[str, AbstractTask] = {
@@ -92,6 +93,8 @@ TASKS: dict[str, AbstractTask] = {
     "advection": AdvectionTask(),
     "particles-5body": Particles5BodyTask(),
     "nbody-charged-3d": NBodyCharged3DTask(),
+    "particles-charges": ParticleChargesTask(),
+    "particles-continuation": ParticleContinuationTask(),
 }
 
 
