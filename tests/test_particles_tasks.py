@@ -5,6 +5,7 @@ that gives a clear error and writes nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -100,6 +101,26 @@ def test_constant_velocity_is_x0_plus_v0_t_exactly(five):
     for k, t in enumerate((0.5, 1.0, 1.5)):
         assert torch.equal(pred[:, k, :, :2], x0 + v0 * t)
         assert torch.equal(pred[:, k, :, 2:], v0)
+
+
+def test_linear_dynamics_fits_the_time_of_free_flight(five):
+    # On free flight the least-squares time of horizon k is k dt exactly.
+    free = five.train.x.clone()
+    x0, v0 = free[:, :1, :, :2], free[:, :1, :, 2:]
+    free[..., :2] = x0 + v0 * five.train.t[None, :, None, None]
+    free[..., 2:] = v0
+    model = create_model("linear-dynamics").fit(dataclasses.replace(five.train, x=free))
+    assert model.times_ == pytest.approx([0.5, 1.0, 1.5], rel=1e-12)
+    # On the data it is the position-MSE minimiser of its family: below free flight's.
+    ctx, truth, q = five.train.x[:, :1], five.train.x[:, 1:], five.train.static
+    lin = create_model("linear-dynamics").fit(five.train)
+    cv = create_model("constant-velocity").fit(five.train)
+    suffixes = ("_h1", "_h2", "_h3")
+    lin_mse = particle_scores(lin.forecast(ctx, 3, q), truth, 2, suffixes)["mse_by_horizon"]
+    cv_mse = particle_scores(cv.forecast(ctx, 3, q), truth, 2, suffixes)["mse_by_horizon"]
+    assert all(a <= b for a, b in zip(lin_mse, cv_mse, strict=True))
+    with pytest.raises(ValueError, match="one fitted time per horizon"):
+        lin.forecast(ctx, 4, q)
 
 
 def test_the_ceiling_continues_the_data_to_rounding(five):

@@ -20,7 +20,11 @@ from dynaforge.models.learned_field import FieldContinuation
 from dynaforge.models.mlp import MLPForecaster
 from dynaforge.models.neural import AbstractNeuralForecaster
 from dynaforge.models.ngrc import NGRC
-from dynaforge.models.particle_baselines import ChargedPhysics, ConstantVelocity
+from dynaforge.models.particle_baselines import (
+    ChargedPhysics,
+    ConstantVelocity,
+    LinearDynamics,
+)
 from dynaforge.models.particle_mlp import SeedMLP
 from dynaforge.models.pde_baselines import CoarseFiniteVolume, ExactShift
 from dynaforge.models.pinn import PINN
@@ -61,6 +65,7 @@ MODELS: dict[str, type[AbstractModel]] = {
         PhysicsContinuation,
         LastStep,
         ConstantVelocity,
+        LinearDynamics,
         ChargedPhysics,
         SeedMLP,
         FieldContinuation,
@@ -108,6 +113,7 @@ __all__ = [
     "GRUForecaster",
     "LSTMForecaster",
     "LastStep",
+    "LinearDynamics",
     "LinearSpectral",
     "MLPForecaster",
     "MeanEstimator",

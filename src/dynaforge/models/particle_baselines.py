@@ -1,12 +1,15 @@
-"""Baselines for charged-particle forecasts: ``constant-velocity`` and ``charged-physics``.
+"""Baselines for charged-particle forecasts: ``constant-velocity``, ``linear-dynamics`` and
+``charged-physics``.
 
-Both read particle states ``(n, 2 d)``: the positions then the velocities of each of ``n``
+All three read particle states ``(n, 2 d)``: the positions then the velocities of each of ``n``
 particles in ``d`` = 2 or 3 dimensions (:func:`~dynaforge.models.gnn.particle_layout`), one
 context state, in the units of the data (velocities in position units per time unit).
 
 - ``constant-velocity``: ``x(t0 + k dt) = x0 + v0 (k dt)``, ``v = v0``: free flight, what a
   model knowing no forces predicts (the seed's "linear baseline", the "Linear" row of EGNN's
   table). Exactly that formula in float64; it learns nothing but ``dt``.
+- ``linear-dynamics``: ``x0 + c_k v0`` with one least-squares scalar per horizon (EGNN's
+  "Linear" baseline, whose time factor is learned).
 - ``charged-physics``: the true equations of :class:`~dynaforge.systems.particles.
   ChargedParticles` integrated from the last context state with the charges (the static
   inputs): the ceiling a learned model can approach. ``integrator="generator"`` continues
@@ -77,6 +80,60 @@ class ConstantVelocity(_ParticleBaseline):
         x = x0[:, None] + v0[:, None] * times[None, :, None, None]  # (B, H, n, d)
         v = v0[:, None].expand_as(x)
         return torch.cat([x, v], dim=-1).reshape(context.shape[0], horizon, -1)
+
+
+class LinearDynamics(_ParticleBaseline):
+    """``x0 + c_k v0`` with one scalar ``c_k`` per horizon fitted by least squares on the
+    training data, velocities unchanged: the "Linear" baseline of EGNN's table (their
+    ``Linear_dynamics``: ``x + v · time`` with ``time`` a learned scalar). A fitted ``c_k``
+    below ``k dt`` shrinks the free flight towards the start, which lowers the MSE where
+    paths bend; ``c_k = k dt`` is :class:`ConstantVelocity`.
+
+    Fit: ``c_k = sum (x_k - x_0) . v_0 / sum |v_0|^2`` over the training trajectories'
+    first frame and frame ``k`` (the exact minimiser of the position MSE), for
+    ``k = 1 .. T - 1``; forecasts are limited to those horizons. Fitted: ``times_`` ``(H,)``.
+    """
+
+    name = "linear-dynamics"
+
+    def __init__(self) -> None:
+        pass
+
+    def _fit(self, train: Trajectories, val: Trajectories | None = None, **options: Any) -> None:
+        super()._fit(train, val)
+        if train.is_ragged or train.n_steps < 2:
+            raise ValueError(f"{self.name} needs equal-length trajectories of >= 2 frames")
+        n, width = self.state_shape_
+        d = width // 2
+        x = train.x.to(torch.float64).reshape(train.n_trajectories, train.n_steps, n, width)
+        x0, v0 = x[:, 0, :, :d], x[:, 0, :, d:]
+        moved = x[:, 1:, :, :d] - x0[:, None]  # (N, T - 1, n, d)
+        num = (moved * v0[:, None]).sum(dim=(0, 2, 3))
+        den = v0.pow(2).sum()
+        if not den > 0:
+            raise ValueError(f"{self.name}: every training velocity is zero")
+        self.times_ = (num / den).tolist()
+
+    def _forecast(
+        self, context: torch.Tensor, horizon: int, static: torch.Tensor | None
+    ) -> torch.Tensor:
+        if horizon > len(self.times_):
+            raise ValueError(
+                f"{self.name} has one fitted time per horizon, {len(self.times_)} of them; "
+                f"asked for {horizon}"
+            )
+        x0, v0 = self._split(context)
+        times = torch.tensor(self.times_[:horizon], dtype=torch.float64)
+        x = x0[:, None] + v0[:, None] * times[None, :, None, None]
+        v = v0[:, None].expand_as(x)
+        return torch.cat([x, v], dim=-1).reshape(context.shape[0], horizon, -1)
+
+    def _state(self) -> dict[str, Any]:
+        return {**super()._state(), "times": self.times_}
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        super()._set_state(state)
+        self.times_ = list(state["times"])
 
 
 class ChargedPhysics(_ParticleBaseline):

@@ -303,7 +303,11 @@ class _ParticleTask(AbstractForecastingTask):
     #: Per-horizon metric suffixes (``""`` for a one-step task).
     suffixes: ClassVar[tuple[str, ...]]
     provides = frozenset({SYSTEM_EQUATIONS})
-    baselines: ClassVar[tuple[str, ...]] = ("charged-physics", "constant-velocity")
+    baselines: ClassVar[tuple[str, ...]] = (
+        "charged-physics",
+        "constant-velocity",
+        "linear-dynamics",
+    )
 
     def requirements(self, cfg: Any) -> frozenset[str]:
         return frozenset({STATIC, SHAPED_STATE})
@@ -493,6 +497,7 @@ class Particles5BodyTask(_ParticleTask):
     suffixes: ClassVar[tuple[str, ...]] = ("_h1", "_h2", "_h3")
     default_models: ClassVar[tuple[str, ...]] = (
         "egnn-2nd", "egnn", "gnn", "seed-mlp", "charged-physics", "constant-velocity",
+        "linear-dynamics",
     )  # fmt: skip
     metrics: ClassVar[tuple[Metric, ...]] = (
         Metric("mse", "position MSE", MINIMIZE, math.inf,
@@ -727,7 +732,7 @@ class NBodyCharged3DTask(_ParticleTask):
     config_class = NBodyCharged3DConfig
     suffixes: ClassVar[tuple[str, ...]] = ("",)
     default_models: ClassVar[tuple[str, ...]] = (
-        "egnn", "egnn-2nd", "gnn", "charged-physics", "constant-velocity",
+        "egnn", "egnn-2nd", "gnn", "charged-physics", "constant-velocity", "linear-dynamics",
     )  # fmt: skip
     metrics: ClassVar[tuple[Metric, ...]] = (
         Metric("mse", "position MSE", MINIMIZE, math.inf,
@@ -866,6 +871,7 @@ def _five_body_models(epochs: int, mlp_epochs: int, substeps: int) -> dict[str, 
         "seed-mlp": {"train": {**SEED_TRAIN, "epochs": mlp_epochs}},
         "charged-physics": {},
         "constant-velocity": {},
+        "linear-dynamics": {},
     }
 
 
@@ -880,6 +886,7 @@ def _nbody_models(epochs: int, paper_epochs: int, substeps: int) -> dict[str, An
         "gnn": {"velocity_weight": 0.0, "train": _train(epochs, **one)},
         "charged-physics": {},
         "constant-velocity": {},
+        "linear-dynamics": {},  # EGNN's "Linear": x + v time, one fitted time
     }  # fmt: skip
 
 
