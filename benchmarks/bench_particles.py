@@ -171,7 +171,7 @@ def run_inversion(quick: bool = False) -> dict[str, Any]:
     out["charge-lsq"] = {"train_s": 0.0, "predict_s": t_pred,
                          "s_per_trajectory": t_pred / n_test,
                          "mse": float(((pred - truth) ** 2).mean())}  # fmt: skip
-    params = _seed_lstm(3 if quick else 30)
+    params = _seed_lstm(3 if quick else 10)
     lstm = create_model("rnn-estimator", **params)
     t_fit, _ = _common.timed(lambda: lstm.fit(data.train, data.val))
     t_pred, pred = _common.timed(lambda: lstm.predict(test))
@@ -233,6 +233,8 @@ def main() -> None:
         report_inversion(results["particles_inversion"])
     name = "results.particles.quick.json" if args.quick else "results.particles.json"
     path = HERE / name
+    if path.is_file():  # a run of one part keeps the other part's figures
+        results = {**json.loads(path.read_text()), **results}
     path.write_text(json.dumps(results, indent=2, default=_json))
     print(f"wrote {path}", file=sys.stderr)
 

@@ -293,6 +293,7 @@ def _continuation_case_figure(model: str, cases: Sequence[tuple[str, int]],
         pad = 0.15 * float(max(hi - lo)) + 0.5
         ax.set_xlim(lo[0] - pad, hi[0] + pad)
         ax.set_ylim(lo[1] - pad, hi[1] + pad)
+        ax.set_aspect("equal", adjustable="box")  # fixed limits: the box adjusts, not them
     return fig
 
 
@@ -875,8 +876,8 @@ ParticleContinuationTask.presets = {
         "task": {"n_train": 150, "n_val": 100, "n_test": 100},
         "models": {
             "physics-continuation": {},
-            "field-continuation": {"train": _field_train(80, 20)},
-            "gru": _seed_gru(15),
+            "field-continuation": {"train": _field_train(40, 20)},
+            "gru": _seed_gru(8),
             "last-step": {},
         },
     },
