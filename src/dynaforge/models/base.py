@@ -65,6 +65,13 @@ SYSTEM_EQUATIONS = "system_equations"
 #: known positions) and the task names the system: the charge inversion and the physics
 #: continuation (a system of ``SYSTEM_EQUATIONS`` such as Lorenz-63 would not do).
 SCATTERING_EQUATIONS = "scattering_equations"
+#: Need: the states are charged particles, ``(n, 2 d)`` per step (the positions then the
+#: velocities of ``n`` particles in ``d`` dimensions) with the ``n`` charges as static inputs:
+#: the particle models' layout, which no other data share by accident.
+PARTICLE_STATES = "particle_states"
+#: Need: the state is the position of one particle moved by a force field that depends on its
+#: position only (second-order motion; velocities are not observed).
+NEWTONIAN_POSITIONS = "newtonian_positions"
 #: Need: the state is one field on a uniform periodic 1-D grid (the models treat it as such).
 PERIODIC_FIELD = "periodic_field"
 #: Need: the data obey the advection equation u_t + beta u_x = 0 (beta the static input).

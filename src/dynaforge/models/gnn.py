@@ -39,7 +39,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dynaforge.data import Normalizer, Trajectories
-from dynaforge.models.base import SHAPED_STATE, STATIC
+from dynaforge.models.base import PARTICLE_STATES, SHAPED_STATE, STATIC
 from dynaforge.models.neural import AbstractNeuralForecaster, StepModel
 from dynaforge.train import TrainConfig
 
@@ -179,6 +179,7 @@ class AbstractParticleForecaster(AbstractNeuralForecaster):
     """
 
     capabilities = frozenset({STATIC, SHAPED_STATE})
+    needs = frozenset({PARTICLE_STATES})
     velocity_weight: float
 
     # -- data checks ------------------------------------------------------------------------

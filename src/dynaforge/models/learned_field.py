@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from dynaforge.data import Trajectories
-from dynaforge.models.base import RAGGED, AbstractForecaster, GradientTrained
+from dynaforge.models.base import NEWTONIAN_POSITIONS, RAGGED, AbstractForecaster, GradientTrained
 from dynaforge.models.charges import error_weights, finite_difference, min_samples, solve_motion
 from dynaforge.train import (
     EpochCallback,
@@ -179,6 +179,7 @@ class FieldContinuation(GradientTrained, AbstractForecaster):
 
     name = "field-continuation"
     capabilities = frozenset({RAGGED})
+    needs = frozenset({NEWTONIAN_POSITIONS})
     train: TrainConfig
 
     def __init__(

@@ -29,7 +29,13 @@ from typing import Any
 import torch
 
 from dynaforge.data import Trajectories
-from dynaforge.models.base import SHAPED_STATE, STATIC, SYSTEM_EQUATIONS, AbstractForecaster
+from dynaforge.models.base import (
+    PARTICLE_STATES,
+    SHAPED_STATE,
+    STATIC,
+    SYSTEM_EQUATIONS,
+    AbstractForecaster,
+)
 from dynaforge.models.gnn import particle_layout
 
 INTEGRATORS = ("generator", "reference")
@@ -40,6 +46,7 @@ class _ParticleBaseline(AbstractForecaster):
 
     kind = "baseline"
     capabilities = frozenset({SHAPED_STATE, STATIC})
+    needs = frozenset({PARTICLE_STATES})
 
     def _check_training_data(self, train: Trajectories, val: Trajectories | None) -> None:
         super()._check_training_data(train, val)
@@ -154,7 +161,7 @@ class ChargedPhysics(_ParticleBaseline):
     """
 
     name = "charged-physics"
-    needs = frozenset({SYSTEM_EQUATIONS})
+    needs = frozenset({PARTICLE_STATES, SYSTEM_EQUATIONS})
 
     def __init__(
         self,

@@ -36,7 +36,13 @@ import torch
 from torch import nn
 
 from dynaforge.data import Normalizer, Trajectories
-from dynaforge.models.base import SHAPED_STATE, STATIC, AbstractForecaster, GradientTrained
+from dynaforge.models.base import (
+    PARTICLE_STATES,
+    SHAPED_STATE,
+    STATIC,
+    AbstractForecaster,
+    GradientTrained,
+)
 from dynaforge.models.gnn import particle_layout
 from dynaforge.train import TrainConfig, TrainResult, as_train_config, resolve_device, train_module
 
@@ -90,6 +96,7 @@ class SeedMLP(GradientTrained, AbstractForecaster):
 
     name = "seed-mlp"
     capabilities = frozenset({STATIC, SHAPED_STATE})
+    needs = frozenset({PARTICLE_STATES})
 
     def __init__(
         self,

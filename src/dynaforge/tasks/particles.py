@@ -71,7 +71,7 @@ import numpy as np
 import torch
 
 from dynaforge.data import Trajectories
-from dynaforge.models.base import SHAPED_STATE, STATIC, SYSTEM_EQUATIONS
+from dynaforge.models.base import PARTICLE_STATES, SHAPED_STATE, STATIC, SYSTEM_EQUATIONS
 from dynaforge.models.egnn import PAPER_TRAIN
 from dynaforge.models.particle_mlp import SEED_TRAIN
 from dynaforge.report.page import format_value as _num
@@ -302,7 +302,7 @@ class _ParticleTask(AbstractForecastingTask):
 
     #: Per-horizon metric suffixes (``""`` for a one-step task).
     suffixes: ClassVar[tuple[str, ...]]
-    provides = frozenset({SYSTEM_EQUATIONS})
+    provides = frozenset({SYSTEM_EQUATIONS, PARTICLE_STATES})
     baselines: ClassVar[tuple[str, ...]] = (
         "charged-physics",
         "constant-velocity",

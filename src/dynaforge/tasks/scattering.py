@@ -50,6 +50,7 @@ import torch
 
 from dynaforge.data import LabelledTrajectories, Trajectories
 from dynaforge.models.base import (
+    NEWTONIAN_POSITIONS,
     RAGGED,
     SCATTERING_EQUATIONS,
     AbstractEstimator,
@@ -632,7 +633,7 @@ class ParticleContinuationTask(AbstractForecastingTask):
         "physics-continuation", "field-continuation", "gru", "last-step",
     )  # fmt: skip
     baselines: ClassVar[tuple[str, ...]] = ("last-step", "physics-continuation")
-    provides = frozenset({SCATTERING_EQUATIONS})
+    provides = frozenset({SCATTERING_EQUATIONS, NEWTONIAN_POSITIONS})
     metrics: ClassVar[tuple[Metric, ...]] = (
         Metric("mse", "MSE", MINIMIZE, math.inf,
                "mean squared error over every continued sample and both coordinates"),
