@@ -2,8 +2,11 @@
 all on the same test part.
 
 Each model is fitted (timed; gradient-trained models resume from their per-epoch checkpoint),
-saved to ``checkpoints/<model>``, and scored by the task (:meth:`AbstractTask.evaluate`). A
-model that fails to train is recorded with its error and the others go on; a model that
+saved to ``checkpoints/<model>``, and scored by the task (:meth:`AbstractTask.evaluate`); its
+scores and arrays are then kept in ``checkpoints/<model>.result.json`` / ``.arrays.npz``
+(written atomically), so a run killed at any moment and started again with the same
+configuration skips the models already scored, resumes the one in training from its last
+epoch, and ends with the numbers an uninterrupted run gives. A model that fails to train is recorded with its error and the others go on; a model that
 diverges is scored as diverged. The run folder gets ``leaderboard.csv``, ``metrics.json`` (with
 the task's name and version), ``predictions.npz``, ``config.json`` and the task's own files;
 the report is built from those files alone (:func:`dynaforge.report.build_report`).
@@ -80,8 +83,14 @@ def run_benchmark(
     results: dict[str, Any] = {}
     arrays: dict[str, np.ndarray] = dict(task.run_arrays(data))
     for name, model in built.items():
-        log(f"[{name}] fitting on {task.training_size(data)} ...")
         ckpt_dir = out / "checkpoints" / name
+        kept = _kept_result(out, name)
+        if kept is not None:
+            results[name], kept_arrays = kept
+            arrays.update(kept_arrays)
+            log(f"[{name}] scored in an earlier run of this configuration: kept")
+            continue
+        log(f"[{name}] fitting on {task.training_size(data)} ...")
         t0 = time.perf_counter()
         try:
             if isinstance(model, GradientTrained):
@@ -109,6 +118,7 @@ def run_benchmark(
             scores["history"] = model.training_history
         results[name] = scores
         arrays.update(evaluation.arrays)
+        _keep_result(out, name, scores, evaluation.arrays)
         log(f"[{name}] {task.score_line(scores)}, fit {train_time:.1f} s")
 
     metrics_doc = {
@@ -129,6 +139,38 @@ def run_benchmark(
     for file, arrays_of_file in extra.items():
         _save_npz(out / file, arrays_of_file)
     return metrics_doc
+
+
+def _result_paths(out: Path, name: str) -> tuple[Path, Path]:
+    return (
+        out / "checkpoints" / f"{name}.result.json",
+        out / "checkpoints" / f"{name}.arrays.npz",
+    )
+
+
+def _keep_result(
+    out: Path, name: str, scores: dict[str, Any], arrays: Mapping[str, np.ndarray]
+) -> None:
+    """Keep one model's scores and arrays for a resumed run: the arrays first, the scores
+    last (the scores file is what marks the model as done)."""
+    scores_path, arrays_path = _result_paths(out, name)
+    _save_npz(arrays_path, dict(arrays))
+    _write_atomic(scores_path, json.dumps(scores, indent=1, default=_json_default))
+
+
+def _kept_result(out: Path, name: str) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+    """What :func:`_keep_result` kept for ``name`` (None when it is not complete or not
+    readable: the model is then trained and scored again)."""
+    scores_path, arrays_path = _result_paths(out, name)
+    if not (scores_path.is_file() and arrays_path.is_file()):
+        return None
+    try:
+        scores = json.loads(scores_path.read_text(encoding="utf-8"))
+        with np.load(arrays_path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return (scores, arrays) if isinstance(scores, dict) else None
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from dynaforge import tensorfile
+
 #: Called after every epoch with (epoch, {"train_loss": ..., "val_loss": ..., "lr": ...});
 #: may raise to stop training (Optuna pruning does).
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -173,9 +175,9 @@ def _to_device(tensors: tuple[torch.Tensor, ...], device: torch.device) -> list[
 
 
 def _save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    # Atomic (a temporary sibling, then a rename): a run killed mid-write keeps the previous
+    # epoch's checkpoint; tensors and plain values only, so loading it cannot run code.
+    tensorfile.save(payload, path)
 
 
 def train_module(
@@ -227,17 +229,26 @@ def train_module(
     generator = torch.Generator().manual_seed(config.seed)
     history: dict[str, list[float]] = {"epoch": [], "train_loss": [], "val_loss": [], "lr": []}
     best_val, best_epoch, best_state = math.inf, 0, copy.deepcopy(module.state_dict())
-    start_epoch, elapsed_before = 0, 0.0
+    start_epoch, elapsed_before, stopped_before = 0, 0.0, False
 
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
     if ckpt_path is not None and ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
-        module.load_state_dict(state["module"])
+        state = tensorfile.load(ckpt_path, map_location=device)
+        try:
+            module.load_state_dict(state["module"])
+        except (KeyError, TypeError, RuntimeError) as exc:
+            raise ValueError(
+                f"checkpoint {ckpt_path} does not belong to this model ({exc}); delete it to "
+                "train from the start"[:600]
+            ) from None
         optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
+        generator.set_state(state["generator"].cpu())
         history, best_val, best_epoch = state["history"], state["best_val"], state["best_epoch"]
         best_state = state["best_state"]
         start_epoch, elapsed_before = state["epoch"], state["elapsed_s"]
+        if "torch_rng" in state:  # dropout and other global-RNG draws continue where they were
+            torch.set_rng_state(state["torch_rng"].cpu())
+        stopped_before = bool(state.get("stopped", False))
 
     steps_per_epoch = max(1, math.ceil(n / config.batch_size))
     bar = None
@@ -248,9 +259,9 @@ def train_module(
             config.epochs, initial=start_epoch, desc=description, unit="epoch", leave=False
         )
     t0 = time.perf_counter()
-    stopped_early = False
+    stopped_early = stopped_before
     epoch = start_epoch
-    for epoch in range(start_epoch, config.epochs):
+    for epoch in range(start_epoch, config.epochs if not stopped_before else start_epoch):
         module.train()
         perm = torch.randperm(n, generator=generator).to(device)
         running = torch.zeros((), device=device)
@@ -299,6 +310,11 @@ def train_module(
             best_val, best_epoch = val_loss, epoch + 1
             best_state = copy.deepcopy(module.state_dict())
         elapsed = elapsed_before + time.perf_counter() - t0
+        # Decided before the checkpoint is written, and written into it: a run killed after
+        # this epoch and resumed stops here too, as the uninterrupted run does.
+        stop = bool(config.patience and epoch + 1 - best_epoch >= config.patience) or (
+            config.max_time_s is not None and elapsed >= config.max_time_s
+        )
         if ckpt_path is not None:
             _save_checkpoint(
                 ckpt_path,
@@ -312,6 +328,8 @@ def train_module(
                     "best_state": best_state,
                     "epoch": epoch + 1,
                     "elapsed_s": elapsed,
+                    "torch_rng": torch.get_rng_state(),
+                    "stopped": stop,
                 },
             )
         if bar is not None:
@@ -323,10 +341,7 @@ def train_module(
             on_epoch_end(
                 epoch + 1, {"train_loss": train_loss, "val_loss": val_loss, "lr": history["lr"][-1]}
             )
-        if config.patience and epoch + 1 - best_epoch >= config.patience:
-            stopped_early = True
-            break
-        if config.max_time_s is not None and elapsed >= config.max_time_s:
+        if stop:
             stopped_early = True
             break
     if bar is not None:

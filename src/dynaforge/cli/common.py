@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shutil
+import signal
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -43,13 +46,37 @@ def fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+#: What a user interrupted with Ctrl-C is told, per command (the same command resumes).
+RESUME_HINTS = {
+    "benchmark": "run the same command again to resume: finished models are kept, training "
+    "continues from its last epoch's checkpoint",
+    "tune": "run the same command again to resume the study: finished trials are kept, the "
+    "interrupted ones are run again",
+    "sweep": "run the same command again to resume: finished runs are kept",
+    "train": "run the same command again to resume from the last epoch's checkpoint",
+    "discover": "run the same command again to resume: finished seeds are kept",
+    "simulate": "nothing was written; run the command again",
+}
+#: Exit status after Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED_EXIT = 130
+
+
 def guard(fn):
-    """Run a command body, turning expected input problems into an error line and exit 2."""
+    """Run a command body, turning expected input problems into an error line and exit 2, and
+    Ctrl-C into one line saying how to resume and exit 130."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except KeyboardInterrupt:
+            # A second Ctrl-C while this line is written would end in a traceback instead.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            hint = RESUME_HINTS.get(fn.__name__, "nothing is lost; run the command again")
+            console.print(
+                f"[bold yellow]interrupted:[/] {escape(hint)}", highlight=False, soft_wrap=True
+            )
+            raise typer.Exit(code=INTERRUPTED_EXIT) from None
         except (
             UsageError,
             ValueError,
@@ -80,17 +107,45 @@ def check_writable_dir(path: Path) -> bool:
     return created
 
 
+def _probe_write(folder: Path, what: str) -> None:
+    """Create and remove a file in ``folder``: the only check that answers for every file
+    system, user and mount (permissions, read-only mounts, quotas)."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".dynaforge-write-test-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UsageError(f"{what}: {folder} is not writable ({exc.strerror or exc})") from None
+
+
 def check_creatable_dir(path: Path) -> None:
-    """Fail early (before any work) when ``path`` cannot become a folder; creates nothing."""
+    """Fail early (before any work) when ``path`` cannot become a folder we can write in;
+    creates nothing (a probe file in the nearest existing folder is removed at once)."""
     if path.exists():
         if not path.is_dir():
             raise UsageError(f"output path {path} exists and is not a folder")
+        _probe_write(path, f"cannot write into output folder {path}")
         return
     ancestor = path.parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
     if not ancestor.is_dir():
         raise UsageError(f"cannot create output folder {path}: {ancestor} is not a folder")
+    _probe_write(ancestor, f"cannot create output folder {path}")
+
+
+def check_output_file(path: Path, *, overwrite: bool, suffixes: tuple[str, ...]) -> None:
+    """Fail early (before any work) when the file ``path`` cannot be written: wrong suffix,
+    a missing or unwritable folder, an existing file without ``overwrite``, a folder there."""
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise UsageError(f"output {path} must end in {' or '.join(suffixes)}")
+    if not path.parent.is_dir():
+        raise UsageError(f"output folder {path.parent} does not exist")
+    if path.is_dir():
+        raise UsageError(f"output {path} is a folder, not a file")
+    if path.exists() and not overwrite:
+        raise UsageError(f"{path} already exists; pass --overwrite to replace it")
+    _probe_write(path.parent, f"cannot write {path}")
 
 
 #: What every benchmark run writes into its folder (with its task's ``extra_file_names``, all

@@ -17,6 +17,7 @@ from dynaforge.cli.common import (
     UsageError,
     app,
     check_creatable_dir,
+    check_output_file,
     check_writable_dir,
     console,
     guard,
@@ -148,12 +149,7 @@ def simulate(
                 f"unknown system {system!r}; known systems: advection, charged-particles, "
                 "fixed-charge-scattering, lorenz63"
             ) from None
-    if output.suffix.lower() not in (".h5", ".hdf5"):
-        raise UsageError(f"output {output} must end in .h5 or .hdf5")
-    if not output.parent.exists() or not output.parent.is_dir():
-        raise UsageError(f"output folder {output.parent} does not exist")
-    if output.exists() and not overwrite:
-        raise UsageError(f"{output} already exists; pass --overwrite to replace it")
+    check_output_file(output, overwrite=overwrite, suffixes=(".h5", ".hdf5"))
 
     def refuse(given: dict[str, object], owner: str) -> None:
         used = [name for name, value in given.items() if value is not None]
@@ -529,6 +525,7 @@ def report(
         ("sweep.json", build_sweep_report),
     ):
         if (run_dir / marker).is_file():
+            check_creatable_dir(run_dir)  # it is rewritten in place: fail before any plotting
             console.print(f"report: {builder(run_dir)}")
             return
     if not (run_dir / "metrics.json").is_file():
@@ -536,6 +533,7 @@ def report(
             f"{run_dir} is not a run folder of dynaforge (no metrics.json, "
             "discovery.json, study.json or sweep.json)"
         )
+    check_creatable_dir(run_dir)
     console.print(f"report: {build_report(run_dir)}")
 
 
@@ -553,6 +551,10 @@ def acf(
     if data.suffix.lower() == ".npy" and dt is None:
         raise UsageError(
             f"{data} is a .npy array, which carries no times; pass --dt (the sampling interval)"
+        )
+    if output is not None:
+        check_output_file(
+            output, overwrite=True, suffixes=(".png", ".pdf", ".svg", ".jpg", ".jpeg")
         )
     kwargs = {"dt": dt} if data.suffix.lower() == ".npy" else {}
     traj = read_trajectories(data, **kwargs)

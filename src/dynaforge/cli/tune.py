@@ -446,7 +446,8 @@ def train(
     """Train one model, save it, and print its validation and test scores (load it again with
     `dynaforge.models.AbstractModel.load(folder)`)."""
     from dynaforge.models import create_model
-    from dynaforge.models.base import CONFIG_FILE, GradientTrained
+    from dynaforge.models.base import GradientTrained
+    from dynaforge.report.page import write_text_atomic
 
     if n_validation < 1:
         raise UsageError(f"--n-validation must be >= 1, got {n_validation}")
@@ -454,18 +455,36 @@ def train(
     overrides = task_overrides(settings, dt=dt, noise=noise)
     task_obj, task_cfg, cfg, params = _resolve(task, model, preset, config, overrides)
     out = out or Path("runs") / f"train-{task}-{model}"
-    if (out / CONFIG_FILE).exists() and not overwrite:
-        raise UsageError(f"{out} already holds a saved model; pass --overwrite or --out")
-    if out.exists() and not (out / CONFIG_FILE).exists() and any(out.iterdir()):
-        raise UsageError(f"{out} is a folder with other files; choose another --out")
+    full_params = create_model(model, **params).get_params()  # as model.json records them
+    resolved = json.loads(
+        json.dumps({"task": task, "model": model, "params": full_params,
+                    "task_config": task_cfg}, default=str)
+    )  # fmt: skip
+    resume = _train_resume_state(out, resolved, overwrite)
     check_creatable_dir(out)
     data, validation = _task_data(task_obj, cfg, "train", n_validation, progress, model)
-    mdl = create_model(model, **params)
-    if isinstance(mdl, GradientTrained):
-        mdl.train.progress = progress and mdl.train.progress
-    console.print(f"fitting {model} on {task_obj.training_size(data)} ...")
-    mdl.fit(data.train, data.val)
-    mdl.save(out)
+    if resume == "scores":  # killed after the model was saved: score it, train nothing
+        from dynaforge.models import AbstractModel
+
+        console.print(f"{out} holds this model, trained; scoring it")
+        mdl = AbstractModel.load(out)
+    else:
+        mdl = create_model(model, **params)
+        if overwrite:
+            for name in (TRAIN_CHECKPOINT, TRAIN_SETTINGS, "scores.json"):
+                (out / name).unlink(missing_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
+        # What the checkpoint belongs to: a rerun with other settings never resumes from it.
+        write_text_atomic(out / TRAIN_SETTINGS, json.dumps(resolved, indent=2))
+        options = {}
+        if isinstance(mdl, GradientTrained):
+            mdl.train.progress = progress and mdl.train.progress
+            options["checkpoint"] = out / TRAIN_CHECKPOINT
+            if (out / TRAIN_CHECKPOINT).is_file():
+                console.print(f"resuming from {out / TRAIN_CHECKPOINT}")
+        console.print(f"fitting {model} on {task_obj.training_size(data)} ...")
+        mdl.fit(data.train, data.val, **options)
+        mdl.save(out)  # replaces the folder: the checkpoint and settings go with it
     metric = task_obj.validation_metrics[0]
     value = metric.clean(task_obj.validation_scores(mdl, validation)[metric.key])
     scores = task_obj.evaluate(mdl, data).scores
@@ -478,7 +497,8 @@ def train(
     )
     console.print(f"saved: {escape(str(out))}")
     test_row = task_obj.leaderboard_row(scores)
-    (out / "scores.json").write_text(
+    write_text_atomic(
+        out / "scores.json",
         json.dumps(
             {
                 "task": task,
@@ -490,5 +510,64 @@ def train(
             },
             indent=2,
             default=str,
-        )
+        ),
     )
+
+
+#: Inside a ``train`` output folder while training runs (the folder is replaced by the saved
+#: model when it ends): the per-epoch checkpoint and the settings it belongs to.
+TRAIN_CHECKPOINT = "checkpoint.pt"
+TRAIN_SETTINGS = "train.json"
+
+
+def _train_resume_state(out: Path, resolved: dict[str, Any], overwrite: bool) -> str:
+    """What a ``train`` run finds in ``out``: ``"fresh"`` (nothing of ours, or --overwrite),
+    ``"checkpoint"`` (an unfinished training of these settings: resume it) or ``"scores"``
+    (the model of these settings was saved, its scores not yet written). Refuses a finished
+    model (without --overwrite), another configuration's training, and foreign files."""
+    from dynaforge.models.base import CONFIG_FILE, STATE_FILE, read_model_json
+
+    if not out.is_dir():
+        return "fresh"
+    saved = (out / CONFIG_FILE).is_file()
+    if saved and (out / "scores.json").is_file() and not overwrite:
+        raise UsageError(f"{out} already holds a saved model; pass --overwrite or --out")
+    ours = {CONFIG_FILE, STATE_FILE, TRAIN_CHECKPOINT, TRAIN_SETTINGS, "scores.json"}
+    foreign = [p.name for p in out.iterdir() if p.name not in ours and not p.name.startswith(".")]
+    if foreign:
+        raise UsageError(
+            f"{out} is a folder with other files ({', '.join(sorted(foreign)[:3])}); choose "
+            "another --out"
+        )
+    if overwrite:
+        return "fresh"
+    if saved:
+        meta = read_model_json(out / CONFIG_FILE)
+        same = (
+            meta.get("model") == resolved["model"]
+            and json.loads(json.dumps(meta.get("params"), default=str)) == resolved["params"]
+        )
+        if not same:
+            raise UsageError(
+                f"{out} holds a {meta.get('model')!r} model of other settings; pass "
+                "--overwrite or --out"
+            )
+        return "scores"
+    settings = out / TRAIN_SETTINGS
+    if settings.is_file():
+        try:
+            previous = json.loads(settings.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            previous = None
+        if previous != resolved:
+            raise UsageError(
+                f"{out} holds an unfinished training of other settings; pass --overwrite to "
+                "start again, or --out"
+            )
+        return "checkpoint"
+    if (out / TRAIN_CHECKPOINT).is_file():
+        raise UsageError(
+            f"{out} holds a checkpoint without its settings ({TRAIN_SETTINGS}); pass "
+            "--overwrite to start again, or --out"
+        )
+    return "fresh"

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import sympy
 
+from dynaforge.discovery.expressions import parse_expression
+
 if TYPE_CHECKING:
     from typing_extensions import Self
 
@@ -256,7 +258,9 @@ class FourierLibrary(AbstractLibrary):
 
 
 class CustomLibrary(AbstractLibrary):
-    """Terms given as sympy-parsable expressions in the state names.
+    """Terms given as expressions in the state names (read by
+    :func:`~dynaforge.discovery.expressions.parse_expression`: state names, numbers,
+    arithmetic and a whitelist of functions; nothing is evaluated as Python).
 
     ``"exp(-x)"`` or ``"x*sin(y)"`` is one term; an expression holding ``"{}"`` is a template
     that expands to one term per state (``"tanh({})"`` -> ``tanh(x), tanh(y), tanh(z)``). Each
@@ -284,31 +288,21 @@ class CustomLibrary(AbstractLibrary):
 
     def _fit(self, state_names: tuple[str, ...]) -> None:
         syms = _symbols(state_names)
-        local = dict(zip(state_names, syms))
         texts: list[str] = []
         for e in self.expressions:
             texts += [e.replace("{}", n) for n in state_names] if "{}" in e else [e]
         exprs, funcs = [], []
         for text in texts:
-            try:
-                expr = sympy.sympify(text, locals=local)
-            except (sympy.SympifyError, SyntaxError, TypeError, AttributeError) as exc:
-                raise ValueError(f"cannot parse custom library term {text!r}: {exc}") from None
-            if not isinstance(expr, sympy.Expr):
-                # Bad input is a ValueError throughout dynaforge (a user's spec, not a bug).
-                raise ValueError(f"custom library term {text!r} is not an expression")
-            unknown = sorted(str(s) for s in expr.free_symbols - set(syms))
-            if unknown:
+            try:  # parsed, never evaluated: a term from a saved model.json cannot run code
+                expr = parse_expression(text, state_names)
+            except ValueError as exc:
                 hint = ""
-                if any(_POLY.fullmatch(u) or _FOURIER.fullmatch(u) for u in unknown):
+                if _POLY.search(text) or _FOURIER.search(text):
                     hint = (
                         "; a custom: part runs to the end of the spec or of its parentheses, "
                         "so write e.g. (custom:exp(-x))+poly1"
                     )
-                raise ValueError(
-                    f"custom library term {text!r} uses {', '.join(unknown)}, which is not a "
-                    f"state name (states: {', '.join(state_names)}){hint}"
-                )
+                raise ValueError(f"custom library term: {exc}{hint}") from None
             exprs.append(expr)
             funcs.append(sympy.lambdify(syms, expr, modules="numpy"))
         self._texts, self._sym_exprs, self._funcs = texts, exprs, funcs

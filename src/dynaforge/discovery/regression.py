@@ -111,7 +111,8 @@ def term_complexity(expr: sympy.Expr) -> int:
     """Complexity of one library term: its total polynomial degree, counting each
     non-polynomial factor (``sin(x)``, ``exp(-x)``) as 1; at least 1 (so the constant costs as
     much as a linear term)."""
-    expr = sympy.sympify(expr)
+    if not isinstance(expr, sympy.Expr):  # an Expr, never text: sympify would evaluate it
+        raise TypeError(f"term_complexity takes a sympy expression, got {type(expr).__name__}")
     total = 0
     for factor in sympy.Mul.make_args(expr):
         if factor.is_number:

@@ -47,6 +47,7 @@ from typing import Any, ClassVar
 import torch
 
 import dynaforge
+from dynaforge import tensorfile
 from dynaforge.data import LabelledTrajectories, Trajectories
 
 #: File names inside a saved model folder.
@@ -244,7 +245,8 @@ class AbstractModel(ABC):
     # -- persistence ------------------------------------------------------------------------
     @abstractmethod
     def _state(self) -> dict[str, Any]:
-        """Everything learned, as tensors / plain values (saved with ``torch.save``)."""
+        """Everything learned, as tensors / plain values (saved by :mod:`dynaforge.tensorfile`:
+        NumPy arrays and dynaforge dataclasses are fine, other objects are refused)."""
 
     @abstractmethod
     def _set_state(self, state: dict[str, Any]) -> None:
@@ -282,18 +284,23 @@ class AbstractModel(ABC):
                 "dynaforge_version": dynaforge.__version__,
             }
             (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
-            torch.save(self._state(), tmp / STATE_FILE)
+            tensorfile.save(self._state(), tmp / STATE_FILE)
         return Path(directory)
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> AbstractModel:
-        """Load a model saved by :meth:`save` (on the class named in its ``model.json``)."""
+        """Load a model saved by :meth:`save` (on the class named in its ``model.json``).
+
+        Nothing in the folder can run code: ``model.json`` is JSON and ``state.pt`` is read
+        by :func:`dynaforge.tensorfile.load` (tensors and plain values only; a pickled file
+        is refused with :class:`~dynaforge.tensorfile.UnsafeFileError`).
+        """
         directory = Path(directory)
         config_path = directory / CONFIG_FILE
         if not config_path.is_file():
             raise FileNotFoundError(f"no saved model at {directory} (missing {CONFIG_FILE})")
-        meta = json.loads(config_path.read_text())
-        from dynaforge.models import get_model_class
+        meta = read_model_json(config_path)
+        from dynaforge.models import create_model, get_model_class
 
         model_cls = get_model_class(meta["model"])
         if not (cls is AbstractModel or issubclass(model_cls, cls)):
@@ -301,11 +308,40 @@ class AbstractModel(ABC):
                 f"{directory} holds a {meta['model']!r} model, not a "
                 f"{getattr(cls, 'name', cls.__name__)!r}"
             )
-        model = model_cls(**meta["params"])
-        model._set_state(torch.load(directory / STATE_FILE, map_location="cpu", weights_only=False))
-        model._restore_facts(meta.get("fitted") or {})
+        model = create_model(meta["model"], **meta["params"])
+        state = tensorfile.load(directory / STATE_FILE)
+        if not isinstance(state, dict):
+            raise ValueError(f"{directory / STATE_FILE} does not hold a model state")
+        try:
+            model._set_state(state)
+            model._restore_facts(meta.get("fitted") or {})
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+            raise ValueError(
+                f"{directory} holds a {meta['model']!r} model whose state does not match its "
+                f"{CONFIG_FILE} ({type(exc).__name__}: {exc})"[:600]
+            ) from None
         model.fitted_ = True
         return model
+
+
+def read_model_json(path: Path) -> dict[str, Any]:
+    """``model.json`` checked: a JSON object naming a model (str) and its params (object)."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text (not a dynaforge model.json)") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(meta).__name__}")
+    if not isinstance(meta.get("model"), str):
+        raise ValueError(f"{path} does not name its model (a string 'model' entry)")
+    if not isinstance(meta.get("params", {}), dict):
+        raise ValueError(f"{path}: 'params' must be an object of hyperparameters")
+    meta.setdefault("params", {})
+    if not isinstance(meta.get("fitted") or {}, dict):
+        raise ValueError(f"{path}: 'fitted' must be an object")
+    return meta
 
 
 class AbstractForecaster(AbstractModel):

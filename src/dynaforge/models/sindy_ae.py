@@ -53,6 +53,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dynaforge import tensorfile
 from dynaforge.models.base import atomic_directory
 from dynaforge.systems.embeddings import EmbeddedLorenzData, embedded_lorenz_data
 from dynaforge.train import resolve_device
@@ -1079,7 +1080,7 @@ def save_result(result: SindyAEResult, directory: str | os.PathLike) -> Path:
             "dynaforge_version": dynaforge.__version__,
         }
         (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=1))
-        torch.save(result.net.state_dict(), tmp / STATE_FILE)
+        tensorfile.save(result.net.state_dict(), tmp / STATE_FILE)
     return Path(directory)
 
 
@@ -1094,7 +1095,7 @@ def load_result(directory: str | os.PathLike) -> SindyAEResult:
     meta = json.loads(path.read_text())
     config = SindyAEConfig(**meta["config"])
     net = SindyAutoencoderNet(meta["input_dim"], config)
-    state = torch.load(directory / STATE_FILE, map_location="cpu", weights_only=True)
+    state = tensorfile.load(directory / STATE_FILE)  # tensors only: cannot run code
     net.to(dtype=state["coefficients"].dtype)
     net.load_state_dict(state)
     net.eval()

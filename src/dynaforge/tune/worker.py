@@ -30,6 +30,7 @@ from optuna.storages import fail_stale_trials
 from optuna.storages._heartbeat import get_heartbeat_thread
 from optuna.trial import TrialState
 
+from dynaforge import tensorfile
 from dynaforge.tasks import AbstractTask, TaskData, get_task
 from dynaforge.tune.space import apply_params
 from dynaforge.tune.storage import GRACE_PERIOD, HEARTBEAT_INTERVAL, open_storage
@@ -89,19 +90,17 @@ def load_task_data(
     ).hexdigest()[:16]
     cache = Path(run_dir) / f"{Path(DATA_CACHE).stem}-{key}.pt" if run_dir else None
     if built is None and cache is not None and cache.is_file():
-        try:
-            data, validation = torch.load(cache, weights_only=False)
+        try:  # tensors and plain values only (a crafted cache file cannot run code)
+            data, validation = tensorfile.load(cache)
             return data, validation
-        except Exception:  # noqa: BLE001 - a damaged cache is rebuilt
+        except (ValueError, TypeError):  # damaged, foreign or old (pickled): rebuilt
             pass
     if built is None:
         cfg = task.config_for(task.make_config(meta.task_config), "tune")
         data = task.build_data(cfg)
         built = data, task.build_validation(cfg, data, meta.n_validation)
     if cache is not None and not cache.is_file():
-        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
-        torch.save(built, tmp)
-        os.replace(tmp, cache)
+        tensorfile.save(built, cache)  # atomic: concurrent workers never read half a file
     return built
 
 
