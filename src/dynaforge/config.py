@@ -7,14 +7,18 @@ fails with a message naming it.
 
 A config file (JSON or YAML) has up to four sections: ``task`` (settings), ``models`` (name →
 hyperparameters), ``preset`` and ``task_name`` (written by ``tune`` into
-``best_config.yaml``; a file made for another task is refused).
+``best_config.yaml``; a file made for another task is refused). A hyperparameter's value must
+have the type of its default (:func:`check_hyperparameters`): ``reservoir_size: big`` or
+``spectral_radius: .nan`` fail here, not hours later in training.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,8 @@ CONFIG_SECTIONS = ("task", "models", "preset", "task_name")
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """A JSON or YAML config file as a dict, its sections checked (see the module docstring)."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"config file {path} is a folder, expected a JSON or YAML file")
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
     try:
@@ -58,7 +64,81 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise ValueError(
             f"config file {path}: 'models' must map model names to mappings of hyperparameters"
         )
+    for name, params in models.items():
+        if "train" in params and not isinstance(params["train"], dict):
+            raise ValueError(
+                f"config file {path}: models.{name}.train must be a mapping of training "
+                f"options (e.g. {{epochs: 20}}), got {params['train']!r}"
+            )
+    for section in ("preset", "task_name"):
+        if section in doc and not isinstance(doc[section], str):
+            raise ValueError(
+                f"config file {path}: {section!r} must be a name (a string), got {doc[section]!r}"
+            )
     return doc
+
+
+def hyperparameter_problem(value: Any, default: Any) -> str | None:
+    """What is wrong with ``value`` for a hyperparameter whose default is ``default``, or None
+    when it fits: the default's type decides (bool, integer, number, string, list; an integer
+    is a number too, a default of None takes anything), and NaN is never a number here. A
+    value of None is left to the model's constructor (some hyperparameters take it, e.g.
+    ``train.grad_clip: null`` for no clipping)."""
+    if default is None or value is None:
+        return None
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "must be true or false"
+    if isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return None if ok else "must be an integer"
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return "must be a number"
+        return "must be a number, not NaN" if math.isnan(value) else None
+    if isinstance(default, str):
+        return None if isinstance(value, str) else "must be a string"
+    if isinstance(default, (list, tuple)):
+        return None if isinstance(value, (list, tuple)) else "must be a list"
+    return None
+
+
+def hyperparameter_defaults(model: str) -> dict[str, Any]:
+    """``{name: default}`` of ``model``'s keyword-only constructor arguments and, for models
+    that take a ``train`` dict, ``{"train.<field>": default}`` of
+    :class:`~dynaforge.train.TrainConfig` (arguments without a default map to None)."""
+    from dynaforge.models import get_model_class
+    from dynaforge.train import TrainConfig
+
+    sig = inspect.signature(get_model_class(model).__init__)
+    out: dict[str, Any] = {}
+    for p in sig.parameters.values():
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "train":
+            out[p.name] = None if p.default is inspect.Parameter.empty else p.default
+    if "train" in sig.parameters:
+        for field in dataclasses.fields(TrainConfig):
+            default = None if field.default is dataclasses.MISSING else field.default
+            out[f"train.{field.name}"] = default
+    return out
+
+
+def check_hyperparameters(model: str, params: dict[str, Any]) -> None:
+    """ValueError naming the model, the hyperparameter and the value when a value has the
+    wrong type for it (:func:`hyperparameter_problem`); unknown names are left to the model's
+    constructor, which refuses them."""
+    defaults = hyperparameter_defaults(model)
+    values = {k: v for k, v in params.items() if k != "train"}
+    train = params.get("train")
+    if isinstance(train, dict):
+        values.update({f"train.{k}": v for k, v in train.items()})
+    for name, value in values.items():
+        if name not in defaults:
+            continue
+        problem = hyperparameter_problem(value, defaults[name])
+        if problem:
+            raise ValueError(
+                f"model {model!r}: hyperparameter {name} {problem} "
+                f"(default {defaults[name]!r}), got {value!r}"
+            )
 
 
 def resolve_config(
@@ -128,6 +208,7 @@ def resolve_run_config(
     cfg = task.make_config(resolved["task"])
     resolved["task"] = json.loads(json.dumps(dataclasses.asdict(cfg)))
     for name, params in resolved["models"].items():
-        create_model(name, **params)  # unknown model names and bad hyperparameters fail here
+        check_hyperparameters(name, params)  # unknown model names and wrong types fail here
+        create_model(name, **params)  # unknown hyperparameters fail here
     check_models(task, cfg, list(resolved["models"]))
     return task, resolved, cfg

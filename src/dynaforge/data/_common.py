@@ -1,15 +1,24 @@
 """Checks and conversions shared by the container (``trajectories.py``) and its readers
-(``hdf5.py``, ``importers.py``). Private: nothing here is part of the public API."""
+(``hdf5.py``, ``importers.py``, ``pdebench.py``, ``particles.py``). Private: nothing here is
+part of the public API.
+
+The file helpers (:func:`load_npy`, :func:`open_hdf5`, :func:`read_dataset`) turn every way a
+file can be damaged (empty, truncated, not the format its suffix says, a header declaring more
+data than the file or the machine holds, pickled objects) into one ValueError naming the file,
+raised before any large allocation.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import pathlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import h5py
 import numpy as np
 import torch
 
@@ -159,9 +168,132 @@ def default_state_names(dim: int) -> tuple[str, ...]:
 
 
 def attr_str(value: Any) -> str | None:
+    """An HDF5 attribute as text (None when absent); ValueError when its bytes are not UTF-8."""
     if isinstance(value, bytes):
-        return value.decode("utf-8")
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"not UTF-8 text (byte {value[e.start]:#04x} at {e.start})") from None
     return None if value is None else str(value)
+
+
+# ---------------------------------------------------------------------- files
+
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK"
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory of this machine, or None when the system does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _bytes_text(n: float) -> str:
+    for unit in ("bytes", "kB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.3g} {unit}" if unit != "bytes" else f"{int(n)} bytes"
+        n /= 1000
+    raise AssertionError  # pragma: no cover
+
+
+def check_fits_in_memory(shape: tuple[int, ...], path: pathlib.Path, what: str) -> None:
+    """Refuse (before allocating) an array of ``shape`` that would not fit in this machine's
+    memory once held as float64, e.g. a header or dataset that declares 10^12 samples."""
+    needed = math.prod(int(n) for n in shape) * 8
+    memory = physical_memory()
+    if memory is not None and needed > memory:
+        raise ValueError(
+            f"{path}: {what} is shaped {tuple(int(n) for n in shape)} "
+            f"({_bytes_text(needed)} as float64), more than this machine's memory "
+            f"({_bytes_text(memory)}); a damaged file, or one to read in parts"
+        )
+
+
+def load_npy(path: pathlib.Path, what: str = "array") -> np.ndarray:
+    """The array in the ``.npy`` file ``path``, never unpickling, with the file checked first:
+    empty, not a ``.npy`` (e.g. an ``.npz`` archive or text), a damaged header, Python objects,
+    less data than the header declares (truncated, or a header claiming huge sizes) are each
+    a ValueError naming the file, before the array is allocated."""
+    file_size = path.stat().st_size
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(len(_NPY_MAGIC))
+            if not magic:
+                raise ValueError(f"{path} is empty, expected a .npy {what}")
+            if magic.startswith(_ZIP_MAGIC):
+                raise ValueError(
+                    f"{path} is a .npz archive (several arrays), expected one .npy {what}"
+                )
+            if magic != _NPY_MAGIC:
+                raise ValueError(
+                    f"{path} is not a .npy file (it does not start with NumPy's header), "
+                    f"expected a .npy {what}"
+                )
+            f.seek(0)
+            try:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+                elif version == (2, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+                else:
+                    shape = dtype = None  # newer versions: np.load checks them
+            except (ValueError, EOFError, SyntaxError) as e:
+                raise ValueError(f"{path}: damaged .npy header ({e})") from None
+            if dtype is not None:
+                if dtype.hasobject:
+                    raise ValueError(
+                        f"{path} holds Python objects (dtype {dtype}), which would have to be "
+                        f"unpickled; dynaforge reads numbers only"
+                    )
+                declared = math.prod(shape) * dtype.itemsize
+                available = file_size - f.tell()
+                if available < declared:
+                    raise ValueError(
+                        f"{path} is truncated: its header declares shape {shape} {dtype} "
+                        f"({_bytes_text(declared)} of data) but the file holds "
+                        f"{_bytes_text(max(available, 0))}"
+                    )
+                check_fits_in_memory(shape, path, f"the {what}")
+            f.seek(0)
+            return np.load(f, allow_pickle=False)
+    except (OSError, EOFError) as e:
+        raise ValueError(f"{path} is not a readable .npy {what}: {e}") from None
+    except ValueError as e:
+        if str(e).startswith(str(path)):
+            raise
+        raise ValueError(f"{path} is not a readable .npy {what}: {e}") from None
+
+
+@contextlib.contextmanager
+def open_hdf5(path: pathlib.Path) -> Iterator[h5py.File]:
+    """``path`` opened read-only as HDF5; a file that is not HDF5, or is truncated or damaged,
+    is a ValueError naming it (h5py's own message names neither the file nor the cause)."""
+    if not h5py.is_hdf5(path):
+        raise ValueError(f"{path} is not an HDF5 file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise ValueError(
+            f"{path}: cannot open this HDF5 file, it is truncated or damaged ({e})"
+        ) from None
+    with f:
+        yield f
+
+
+def read_dataset(ds: h5py.Dataset, path: pathlib.Path, key: str) -> np.ndarray:
+    """All of dataset ``key``, its declared size checked against memory first; a read error
+    (a damaged chunk) is a ValueError naming the file and the dataset."""
+    check_fits_in_memory(ds.shape, path, f"dataset {key!r}")
+    try:
+        return ds[()]
+    except OSError as e:
+        raise ValueError(
+            f"{path}: cannot read dataset {key!r}, the file is damaged ({e})"
+        ) from None
 
 
 def _json_default(value: Any) -> Any:

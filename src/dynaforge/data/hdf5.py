@@ -35,7 +35,9 @@ from dynaforge.data._common import (
     existing_file,
     float_eps,
     numeric,
+    open_hdf5,
     positive_dt,
+    read_dataset,
     time_step_problem,
 )
 
@@ -71,10 +73,11 @@ def load_hdf5(cls: type[Trajectories], path: pathlib.Path) -> Trajectories:
     """Read a file written by ``save`` (either readable format); an HDF5 file without the
     ``format`` attribute is read with ``cls.from_hdf5`` and its defaults."""
     path = existing_file(path)
-    if not h5py.is_hdf5(path):
-        raise ValueError(f"{path} is not an HDF5 file")
-    with h5py.File(path, "r") as f:
-        fmt = attr_str(f.attrs.get("format"))
+    with open_hdf5(path) as f:
+        try:
+            fmt = attr_str(f.attrs.get("format"))
+        except ValueError as e:
+            raise ValueError(f"{path}: attribute 'format' is {e}") from None
         if fmt is None:
             fields = None
         elif fmt not in READABLE_FORMATS:
@@ -98,7 +101,10 @@ def _read_fields(f: h5py.File, path: pathlib.Path, fmt: str) -> dict[str, Any]:
             raise damaged(f"dataset {key!r} is missing")
         if not isinstance(f[key], h5py.Dataset):
             raise damaged(f"{key!r} is not a dataset")
-        return f[key][()]
+        ds = f[key]
+        if not (np.issubdtype(ds.dtype, np.integer) or np.issubdtype(ds.dtype, np.floating)):
+            raise damaged(f"dataset {key!r} must hold real numbers, got dtype {ds.dtype}")
+        return read_dataset(ds, path, key)
 
     def json_attr(key: str) -> Any:
         if key not in f.attrs:
@@ -178,11 +184,9 @@ def import_hdf5(
 ) -> Trajectories:
     """``Trajectories.from_hdf5``: see its docstring."""
     path = existing_file(path)
-    if not h5py.is_hdf5(path):
-        raise ValueError(f"{path} is not an HDF5 file")
     if dt is not None:
         dt = positive_dt(dt, path)
-    with h5py.File(path, "r") as f:
+    with open_hdf5(path) as f:
         datasets: dict[str, tuple[int, ...]] = {}
         f.visititems(
             lambda name, obj: (
@@ -199,7 +203,7 @@ def import_hdf5(
                 )
         elif x_key not in datasets:
             raise ValueError(f"{path}: no dataset x_key={x_key!r} (datasets: {listing})")
-        x = numeric(f[x_key][()], path, x_key)
+        x = numeric(read_dataset(f[x_key], path, x_key), path, x_key)
         if x.ndim == 2:
             x = x[None]
         elif x.ndim < 3:
@@ -214,7 +218,7 @@ def import_hdf5(
         elif t_key not in datasets:
             raise ValueError(f"{path}: no dataset t_key={t_key!r} (datasets: {listing})")
         if t_key is not None:
-            raw_t = f[t_key][()]
+            raw_t = read_dataset(f[t_key], path, t_key)
             t = numeric(raw_t, path, t_key)
             eps = float_eps(raw_t)
             if t.ndim == 2 and 1 in t.shape:

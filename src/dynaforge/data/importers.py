@@ -5,6 +5,7 @@ hold one trajectory ``(T, D)``, several ``(N, T, D)`` or shaped states ``(N, T, 
 from __future__ import annotations
 
 import csv
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from dynaforge.data._common import (
     check_dt_agrees,
     default_state_names,
     existing_file,
+    load_npy,
     numeric,
     positive_dt,
     time_step_problem,
@@ -38,8 +40,11 @@ def import_csv(
     path = existing_file(path)
     if dt is not None:
         dt = positive_dt(dt, path)
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        header_row = next(csv.reader(f), None)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            header_row = next(csv.reader(f), None)
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
     if not header_row or all(not c.strip() for c in header_row):
         raise ValueError(f"{path}: empty file, expected a header row such as 't,x,y,z'")
     header = [c.strip() for c in header_row]
@@ -119,12 +124,7 @@ def import_npy(
     """``Trajectories.from_npy``: see its docstring."""
     path = existing_file(path)
     dt = positive_dt(dt, path)
-    try:
-        array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise ValueError(f"{path} is not a readable .npy array: {e}") from None
-    if not isinstance(array, np.ndarray):
-        raise ValueError(f"{path} holds {type(array).__name__}, expected one .npy array")
+    array = load_npy(path, "array")
     x = numeric(array, path, "array")
     if x.ndim == 2:
         x = x[None]
@@ -135,6 +135,20 @@ def import_npy(
     t = np.arange(x.shape[1], dtype=np.float64) * dt
     names = tuple(state_names) if state_names is not None else default_state_names(x.shape[-1])
     return build(cls, path, t=t, x=x, state_names=names, metadata={"source": str(path)})
+
+
+def _not_utf8(path: pathlib.Path) -> ValueError:
+    """The error for a CSV file that is not UTF-8 text, naming the first bad byte's line."""
+    raw = path.read_bytes()
+    try:
+        raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        return ValueError(
+            f"{path} is not UTF-8 text: byte {raw[e.start]:#04x} at line {line} "
+            "(a CSV file must be text; save it as UTF-8)"
+        )
+    return ValueError(f"{path} is not UTF-8 text")
 
 
 def _is_number(text: str) -> bool:
@@ -154,11 +168,15 @@ def _read_csv_numbers(
     scanned again with the csv module to name the offending line and column.
     """
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f, warnings.catch_warnings():
+            # A header without rows is reported by the caller ("need at least 2 data rows").
+            warnings.filterwarnings("ignore", "loadtxt: input contained no data")
             f.readline()
             return np.loadtxt(
                 f, delimiter=",", quotechar='"', usecols=usecols, ndmin=2, dtype=np.float64
             )
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
     except ValueError as fast_error:
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f)

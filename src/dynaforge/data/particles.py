@@ -41,6 +41,7 @@ import h5py
 import numpy as np
 import torch
 
+from dynaforge.data._common import load_npy, open_hdf5, read_dataset
 from dynaforge.data.trajectories import Trajectories
 
 __all__ = ["particle_arrays", "particles_to_trajectories", "read_particles", "write_particles"]
@@ -244,12 +245,11 @@ def _to_ours(pos: np.ndarray, vel: np.ndarray, q: np.ndarray, where: _Where):
 
 
 def _load_npy(path: pathlib.Path, name: str) -> np.ndarray:
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, expected the {name} .npy file")
     if not path.is_file():
         raise FileNotFoundError(f"no {name} file: {path}")
-    try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise ValueError(f"{path}: cannot read {name} as a NumPy array: {e}") from None
+    return load_npy(path, f"{name} array")
 
 
 def read_particles(
@@ -316,9 +316,7 @@ def read_particles(
 
 
 def _read_hdf5(path: pathlib.Path) -> tuple[list[np.ndarray], np.ndarray | None]:
-    if not h5py.is_hdf5(path):
-        raise ValueError(f"{path} is not an HDF5 file")
-    with h5py.File(path, "r") as f:
+    with open_hdf5(path) as f:
         missing = [k for k in _KEYS if k not in f or not isinstance(f[k], h5py.Dataset)]
         if missing:
             present = ", ".join(sorted(f.keys())) or "none"
@@ -326,8 +324,10 @@ def _read_hdf5(path: pathlib.Path) -> tuple[list[np.ndarray], np.ndarray | None]
                 f"{path}: missing dataset(s) {', '.join(missing)} (present: {present}); "
                 "expected positions, velocities, charges"
             )
-        arrays = [f[k][()] for k in _KEYS]
-        t = f["t"][()] if "t" in f else None
+        if "t" in f and not isinstance(f["t"], h5py.Dataset):
+            raise ValueError(f"{path}: 't' is a group, expected a dataset of frame times (T,)")
+        arrays = [read_dataset(f[k], path, k) for k in _KEYS]
+        t = read_dataset(f["t"], path, "t") if "t" in f else None
     return arrays, t
 
 

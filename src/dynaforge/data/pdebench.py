@@ -36,7 +36,7 @@ import h5py
 import numpy as np
 import torch
 
-from dynaforge.data._common import existing_file
+from dynaforge.data._common import check_fits_in_memory, existing_file, open_hdf5
 from dynaforge.data.trajectories import Trajectories
 
 __all__ = ["PDEBenchWriter", "beta_from_name", "read_pdebench", "write_pdebench"]
@@ -279,9 +279,7 @@ def read_pdebench(
                         ("chunk", chunk)):  # fmt: skip
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    if not h5py.is_hdf5(path):
-        raise ValueError(f"{path} is not an HDF5 file")
-    with h5py.File(path, "r") as f:
+    with open_hdf5(path) as f:
         ds = _tensor_dataset(f, path)
         n_file, frames, nx = ds.shape
         if min_frames is not None and frames < min_frames:
@@ -297,14 +295,31 @@ def read_pdebench(
         x_coord = _coordinate(f, path, "x-coordinate", (nx,), "nx")
         t_coord = _coordinate(f, path, "t-coordinate", (frames, frames + 1), "T")[:frames]
         beta, beta_source = _resolve_beta(f, path, beta)
+        # Checked before anything of the file's size is allocated (a header may claim 10^9
+        # samples that the file does not hold).
+        selected = len(range(n_file)[samples]) if isinstance(samples, slice) else n_file
+        if samples is not None and not isinstance(samples, slice):
+            selected = np.size(samples)
+        check_fits_in_memory(
+            (selected, kept_frames, len(range(0, nx, cell_stride))),
+            path,
+            f"'tensor' {ds.shape} at frame_stride {frame_stride}, cell_stride {cell_stride}",
+        )
         index = _sample_indices(samples, n_file, path)
         attrs = f.attrs.get(METADATA_ATTR)
         generator = _parse_metadata(attrs) if attrs is not None else None
 
-        out = np.empty((index.size, kept_frames, len(range(0, nx, cell_stride))), np.float64)
+        shape = (index.size, kept_frames, len(range(0, nx, cell_stride)))
+        out = np.empty(shape, np.float64)
         for begin in range(0, index.size, chunk):
             rows = index[begin : begin + chunk]
-            block = _read_rows(ds, rows, frame_stride)[:, :, ::cell_stride]
+            try:
+                block = _read_rows(ds, rows, frame_stride)[:, :, ::cell_stride]
+            except OSError as e:
+                raise ValueError(
+                    f"{path}: cannot read 'tensor' (samples {int(rows[0])}..), the file is "
+                    f"damaged ({e})"
+                ) from None
             bad = ~np.isfinite(block)
             if bad.any():
                 i, k, j = (int(v) for v in np.argwhere(bad)[0])
@@ -418,7 +433,8 @@ def _sample_indices(samples: Any, n: int, path: pathlib.Path) -> np.ndarray:
     if samples is None:
         return np.arange(n)
     if isinstance(samples, slice):
-        index = np.arange(n)[samples]
+        kept = range(n)[samples]
+        index = np.arange(kept.start, kept.stop, kept.step)
     else:
         index = np.asarray(samples)
         if index.ndim != 1 or not np.issubdtype(index.dtype, np.integer):

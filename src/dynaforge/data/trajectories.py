@@ -26,7 +26,6 @@ reads past a trajectory's end sees NaN, not a plausible zero.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import os
@@ -35,7 +34,6 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import h5py
 import torch
 
 import dynaforge
@@ -51,6 +49,7 @@ from dynaforge.data._common import (
     flat_names,
     float_eps,
     json_normalised,
+    open_hdf5,
     time_step_problem,
 )
 from dynaforge.data.hdf5 import FORMAT, READABLE_FORMATS
@@ -462,8 +461,8 @@ def read_trajectories(path: str | os.PathLike, **kwargs: Any) -> Trajectories:
         if not kwargs:
             return Trajectories.load(path)
         path = existing_file(path)
-        with h5py.File(path, "r") if h5py.is_hdf5(path) else contextlib.nullcontext() as f:
-            if f is not None and "format" in f.attrs:
+        with open_hdf5(path) as f:
+            if "format" in f.attrs:
                 raise ValueError(
                     f"{path} is a dynaforge file, which carries its own times and names; "
                     f"options {sorted(kwargs)} apply only to foreign HDF5 files"

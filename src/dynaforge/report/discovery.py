@@ -7,7 +7,6 @@ writes ``report.html``. It never refits or retrains.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping
@@ -18,16 +17,17 @@ import numpy as np
 
 from dynaforge.report import discovery_plots as dplots
 from dynaforge.report.page import (
-    Figure,
-    FileNames,
     Section,
+    StagedFigures,
+    config_text,
     format_number,
     format_seconds,
     html_table,
+    load_npz,
+    read_json_object,
     render_page,
     write_text_atomic,
 )
-from dynaforge.report.plots import save_figure
 
 FIGURES_DIR = "figures"
 REPORT_NAME = "report.html"
@@ -42,24 +42,29 @@ def build_discovery_report(run_dir: str | os.PathLike[str]) -> Path:
             f"discovery.json not found: {run_dir} is not a discovery run "
             "folder (run `dynaforge discover` first)"
         )
-    record = json.loads(path.read_text(encoding="utf-8"))
-    names = FileNames()
-
-    def save(fig, stem: str, caption: str) -> Figure:
-        file = names.unique(stem)
-        save_figure(fig, run_dir / FIGURES_DIR / file)
-        return Figure(f"{FIGURES_DIR}/{file}", caption)
-
+    record = read_json_object(path)
     arrays = _load_npz(run_dir / "discovery.npz")
-    if record.get("kind") == "sindy-autoencoder":
-        title, summary, sections = _autoencoder_page(record, arrays, run_dir, save)
-    else:
-        title, summary, sections = _sindy_page(record, arrays, save)
-    config_path = run_dir / "config.json"
-    config_text = None
-    if config_path.is_file():
-        config_text = json.dumps(json.loads(config_path.read_text(encoding="utf-8")), indent=2)
-    footer = " · ".join(
+    config = config_text(run_dir / "config.json")
+    with StagedFigures(run_dir, FIGURES_DIR) as staged:
+        try:
+            if record.get("kind") == "sindy-autoencoder":
+                title, summary, sections = _autoencoder_page(record, arrays, run_dir, staged.save)
+            else:
+                title, summary, sections = _sindy_page(record, arrays, staged.save)
+        except (KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise ValueError(
+                f"{path}: not the record of a dynaforge discovery run "
+                f"({type(exc).__name__}: {exc})"[:600]
+            ) from None
+        page = render_page(title, summary, sections, config_text=config, footer=_footer(record))
+        staged.commit()
+    out = run_dir / REPORT_NAME
+    write_text_atomic(out, page)
+    return out
+
+
+def _footer(record: Mapping[str, Any]) -> str:
+    return " · ".join(
         x
         for x in (
             f"dynaforge {record.get('dynaforge_version', '')}".strip(),
@@ -68,10 +73,6 @@ def build_discovery_report(run_dir: str | os.PathLike[str]) -> Path:
         )
         if x
     )
-    page = render_page(title, summary, sections, config_text=config_text, footer=footer)
-    out = run_dir / REPORT_NAME
-    write_text_atomic(out, page)
-    return out
 
 
 # --------------------------------------------------------------------------- SINDy
@@ -363,10 +364,7 @@ def _autoencoder_page(
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
-    if not path.is_file():
-        return {}
-    with np.load(path, allow_pickle=False) as f:
-        return {k: f[k] for k in f.files}
+    return load_npz(path)
 
 
 def _esc(text: str) -> str:

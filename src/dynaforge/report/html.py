@@ -8,12 +8,14 @@ training curves of gradient-trained models, the task definition and the configur
 go into ``run_dir/figures/``, the page into ``run_dir/report.html``: one self-contained page
 (inline CSS, no external assets, images by relative path). It never re-simulates or
 re-trains. Every file is written atomically (temp file in the same folder + ``os.replace``), so
-a crash never leaves a half-written report.
+a crash never leaves a half-written report; every input is read and checked before the first
+figure is drawn, and figures replace the old ones only once the page is ready
+(:class:`~dynaforge.report.page.StagedFigures`), so a damaged run folder gets one error naming
+the file and is left as it was.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from html import escape
@@ -21,7 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from dynaforge.report import plots
-from dynaforge.report.page import Figure, FileNames, Section, load_npz, render_page
+from dynaforge.report.page import (
+    Section,
+    StagedFigures,
+    check_mapping,
+    config_text,
+    load_npz,
+    read_json_object,
+    render_page,
+)
 from dynaforge.report.page import write_text_atomic as _write_text_atomic
 
 FIGURES_DIR = "figures"
@@ -45,7 +55,9 @@ def build_report(run_dir: str | os.PathLike[str]) -> Path:
     """Draw the figures of the run in ``run_dir`` and write ``run_dir/report.html``.
 
     Returns the path of the report. Raises ``FileNotFoundError`` if ``metrics.json`` is
-    missing, ``ValueError`` if it names a task that is not registered.
+    missing, ``ValueError`` naming the file if it is damaged (not UTF-8, not JSON, entries of
+    the wrong kind), names a task that is not registered, or if ``predictions.npz`` is not a
+    readable archive; nothing in ``run_dir`` changes then.
     """
     from dynaforge.tasks import leaderboard_rows
 
@@ -56,44 +68,40 @@ def build_report(run_dir: str | os.PathLike[str]) -> Path:
             f"metrics.json not found: {metrics_path} is not a benchmark run "
             "folder (run `dynaforge benchmark` first)"
         )
-    metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-    task = task_of(metrics)
-    models: dict[str, dict] = metrics.get("models") or {}
-    rows = leaderboard_rows(task, models)
+    metrics = read_json_object(metrics_path)
+    check_mapping(metrics, "task", metrics_path)
+    models: dict[str, dict] = check_mapping(metrics, "models", metrics_path, of_mappings=True)
+    try:
+        task = task_of(metrics)
+    except ValueError as exc:
+        raise ValueError(f"{metrics_path}: {exc}") from None
+    try:
+        rows = leaderboard_rows(task, models)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(
+            f"{metrics_path}: not the metrics of a dynaforge benchmark run "
+            f"({type(exc).__name__}: {exc})"[:600]
+        ) from None
     preds = load_npz(run_dir / "predictions.npz")
+    config = config_text(run_dir / "config.json")
 
-    fig_dir = run_dir / FIGURES_DIR
-    names = FileNames()
-
-    def figure(fig, stem: str, caption: str) -> Figure:
-        file = names.unique(stem)
-        plots.save_figure(fig, fig_dir / file)
-        return Figure(f"{FIGURES_DIR}/{file}", caption)
-
-    sections = list(task.report_sections(run_dir, metrics, rows, preds, figure))
-    order = [r["model"] for r in rows]
-    histories = {
-        m: models[m]["history"] for m in order if isinstance(models[m].get("history"), Mapping)
-    }
-    if histories:
-        sections.append(Section(
-            "Training curves",
-            "Loss per epoch of the gradient-trained models (solid: training, dashed: "
-            "validation).",
-            figures=[figure(plots.plot_training_curves(histories,
-                                                       colors=plots.model_colors(order)),
-                            "training_curves", "Training and validation loss.")]))  # fmt: skip
-
-    config_text = None
-    config_path = run_dir / "config.json"
-    if config_path.is_file():
-        raw = config_path.read_text(encoding="utf-8")
-        try:
-            config_text = json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
-        except json.JSONDecodeError:
-            config_text = raw
-
-    page = _render_page(task, metrics, rows, sections, config_text)
+    with StagedFigures(run_dir, FIGURES_DIR) as figures:
+        figure = figures.save
+        sections = list(task.report_sections(run_dir, metrics, rows, preds, figure))
+        order = [r["model"] for r in rows]
+        histories = {
+            m: models[m]["history"] for m in order if isinstance(models[m].get("history"), Mapping)
+        }
+        if histories:
+            sections.append(Section(
+                "Training curves",
+                "Loss per epoch of the gradient-trained models (solid: training, dashed: "
+                "validation).",
+                figures=[figure(plots.plot_training_curves(histories,
+                                                           colors=plots.model_colors(order)),
+                                "training_curves", "Training and validation loss.")]))  # fmt: skip
+        page = _render_page(task, metrics, rows, sections, config)
+        figures.commit()
     out = run_dir / REPORT_NAME
     _write_text_atomic(out, page)
     return out

@@ -1,20 +1,29 @@
-"""Pieces every HTML report page shares: the style sheet, figure naming, atomic writes and a
-page skeleton (title, summary, navigation, sections of text + tables + figures, footer).
+"""Pieces every HTML report page shares: the style sheet, figure naming, atomic writes, the
+readers of a run folder's files, staged figures and a page skeleton (title, summary,
+navigation, sections of text + tables + figures, footer).
 
-The benchmark report (:mod:`.html`) and the discovery reports (:mod:`.discovery`) are built from
-them, so every dynaforge page looks and behaves the same.
+The benchmark report (:mod:`.html`), the tuning and sweep reports (:mod:`.tune`) and the
+discovery reports (:mod:`.discovery`) are built from them, so every dynaforge page looks and
+behaves the same: a run folder's JSON or NPZ file that cannot be read is one ValueError naming
+the file (:func:`read_json_object`, :func:`load_npz`), and figures are drawn into a hidden
+folder that replaces nothing until the whole page is ready (:class:`StagedFigures`), so a
+report that fails half-way leaves the run folder as it was.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
+import shutil
 import tempfile
-from collections.abc import Sequence
+import zipfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
+from typing import Any
 
 
 @dataclass
@@ -192,13 +201,124 @@ def format_value(x: object, spec: str, *, non_finite: str | None = None) -> str:
 
 
 def load_npz(path: Path) -> dict:
-    """The arrays of an ``.npz`` file (``{}`` when it does not exist); never unpickles."""
+    """The arrays of an ``.npz`` file (``{}`` when it does not exist); never unpickles. A file
+    that is not a readable archive of numeric arrays (truncated, not a zip, arrays of pickled
+    objects) is a ValueError naming it."""
     import numpy as np
 
     if not path.is_file():
         return {}
-    with np.load(path, allow_pickle=False) as data:
-        return {k: np.asarray(data[k]) for k in data.files}
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(2)
+        if magic != b"PK":
+            raise ValueError("not a zip archive")
+        with np.load(path, allow_pickle=False) as data:
+            return {k: np.asarray(data[k]) for k in data.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(
+            f"{path} is not a readable .npz archive of arrays ({exc}); a truncated or damaged file?"
+        ) from None
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; a file that is not UTF-8, not valid JSON (e.g. truncated)
+    or not an object is a ValueError naming it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"{path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at position "
+            f"{exc.start}); a damaged file?"
+        ) from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
+            "a truncated or damaged file?"
+        ) from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(doc).__name__}")
+    return doc
+
+
+def check_mapping(doc: Mapping[str, Any], key: str, path: Path, *, of_mappings: bool = False):
+    """``doc[key]`` (``{}`` when absent or null) checked to be a JSON object (whose values are
+    objects, with ``of_mappings``); otherwise a ValueError naming the file and the entry."""
+    value = doc.get(key) or {}
+    bad = not isinstance(value, Mapping) or (
+        of_mappings and not all(isinstance(v, Mapping) for v in value.values())
+    )
+    if bad:
+        what = "an object of objects" if of_mappings else "an object"
+        raise ValueError(f"{path}: {key!r} must be {what}, got {value!r}"[:400])
+    return value
+
+
+def check_list_of_mappings(doc: Mapping[str, Any], key: str, path: Path) -> list:
+    """``doc[key]`` (``[]`` when absent or null) checked to be a list of JSON objects."""
+    value = doc.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+        raise ValueError(f"{path}: {key!r} must be a list of objects, got {value!r}"[:400])
+    return value
+
+
+def config_text(path: Path) -> str | None:
+    """The run's ``config.json`` for the page: indented when it is valid JSON, else its text as
+    it is (with undecodable bytes replaced); None when there is none. The configuration is
+    shown, never used, so a damaged copy does not stop the report."""
+    if not path.is_file():
+        return None
+    raw = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        return json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
+    except json.JSONDecodeError:
+        return raw
+
+
+class StagedFigures:
+    """The figures of one page, drawn into a hidden folder in ``run_dir`` and moved into
+    ``run_dir/figures/`` only by :meth:`commit` (once the whole page is ready); leaving the
+    ``with`` block with an error removes them, so a failed report replaces no figure and
+    leaves no new file."""
+
+    def __init__(self, run_dir: Path, figures_dir: str = "figures") -> None:
+        self.run_dir = run_dir
+        self.figures_dir = figures_dir
+        self.names = FileNames()
+        self._tmp: Path | None = None
+
+    def __enter__(self) -> StagedFigures:
+        return self
+
+    def save(self, fig, stem: str, caption: str) -> Figure:
+        """Draw ``fig`` (closing it) and return its :class:`Figure` for the page."""
+        from dynaforge.report.plots import save_figure
+
+        if self._tmp is None:
+            self._tmp = Path(
+                tempfile.mkdtemp(dir=self.run_dir, prefix=f".{self.figures_dir}-", suffix=".tmp")
+            )
+        file = self.names.unique(stem)
+        save_figure(fig, self._tmp / file)
+        return Figure(f"{self.figures_dir}/{file}", caption)
+
+    def commit(self) -> None:
+        """Move the figures into ``figures/`` (each replacing its old version atomically)."""
+        if self._tmp is None:
+            return
+        target = self.run_dir / self.figures_dir
+        target.mkdir(exist_ok=True)
+        for file in sorted(self._tmp.iterdir()):
+            os.replace(file, target / file.name)
+        self._tmp.rmdir()
+        self._tmp = None
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
 
 
 def format_number(x: object) -> str:

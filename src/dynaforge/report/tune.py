@@ -12,7 +12,7 @@ import csv
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -24,16 +24,19 @@ from dynaforge.report import tune_plots as tplots
 from dynaforge.report.page import (
     DASH,
     Figure,
-    FileNames,
     Section,
+    StagedFigures,
     as_float,
+    check_list_of_mappings,
+    check_mapping,
+    config_text,
     format_number,
     format_seconds,
     html_table,
+    read_json_object,
     render_page,
     write_text_atomic,
 )
-from dynaforge.report.plots import save_figure
 
 FIGURES_DIR = "figures"
 REPORT_NAME = "report.html"
@@ -74,17 +77,29 @@ def build_tune_report(run_dir: str | os.PathLike[str]) -> Path:
             f"study.json not found: {run_dir} is not a tuning run folder "
             "(run `dynaforge tune` first)"
         )
-    record = json.loads(path.read_text(encoding="utf-8"))
-    space: dict[str, dict] = dict(record.get("space") or {})
+    record = read_json_object(path)
+    space: dict[str, dict] = dict(check_mapping(record, "space", path, of_mappings=True))
+    for key in ("best", "default", "importances", "intermediate"):
+        check_mapping(record, key, path)
     trials = read_trials(run_dir / "trials.csv", space)
+    config = config_text(run_dir / "config.json")
+    with StagedFigures(run_dir, FIGURES_DIR) as staged:
+        page = _tune_page(record, space, trials, config, staged.save)
+        staged.commit()
+    out = run_dir / REPORT_NAME
+    write_text_atomic(out, page)
+    return out
+
+
+def _tune_page(
+    record: Mapping[str, Any],
+    space: Mapping[str, Mapping[str, Any]],
+    trials: list[Trial],
+    config: str | None,
+    save: Callable[[Any, str, str], Figure],
+) -> str:
+    """The tuning report page of ``record`` (``study.json``), its figures drawn by ``save``."""
     maximize = str(record.get("direction", "maximize")).lower().startswith("max")
-    names = FileNames()
-
-    def save(fig, stem: str, caption: str) -> Figure:
-        file = names.unique(stem)
-        save_figure(fig, run_dir / FIGURES_DIR / file)
-        return Figure(f"{FIGURES_DIR}/{file}", caption)
-
     counts = _counts(record, trials)
     complete = [t for t in trials if t.state == "COMPLETE" and _finite(t.value)]
     best = record.get("best") or None
@@ -299,16 +314,13 @@ def build_tune_report(run_dir: str | os.PathLike[str]) -> Path:
         )
 
     title = f"dynaforge tune: {record.get('study') or record.get('model') or 'study'}"
-    page = render_page(
+    return render_page(
         title,
         _tune_summary(record, counts, maximize, default_value),
         sections,
-        config_text=_config_text(run_dir),
+        config_text=config,
         footer=_footer(record),
     )
-    out = run_dir / REPORT_NAME
-    write_text_atomic(out, page)
-    return out
 
 
 def read_trials(
@@ -320,6 +332,17 @@ def read_trials(
     path = Path(path)
     if not path.is_file():
         return []
+    try:
+        return _read_trials(path, space)
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"{path} is not UTF-8 text (byte {exc.object[exc.start]:#04x}); a damaged file?"
+        ) from None
+    except csv.Error as exc:
+        raise ValueError(f"{path} is not a readable CSV file ({exc})") from None
+
+
+def _read_trials(path: Path, space: Mapping[str, Mapping[str, Any]]) -> list[Trial]:
     out = []
     with path.open(newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
@@ -483,12 +506,32 @@ def build_sweep_report(run_dir: str | os.PathLike[str]) -> Path:
             f"sweep.json not found: {run_dir} is not a sweep run folder "
             "(run `dynaforge sweep` first)"
         )
-    record = json.loads(path.read_text(encoding="utf-8"))
-    results = list(record.get("results") or [])
-    summary = list(record.get("summary") or []) or _summarise(record.get("values") or [], results)
+    record = read_json_object(path)
+    results = check_list_of_mappings(record, "results", path)
+    summary = check_list_of_mappings(record, "summary", path)
+    values = record.get("values") or []
+    if not isinstance(values, list):
+        raise ValueError(f"{path}: 'values' must be a list, got {values!r}"[:400])
+    summary = summary or _summarise(values, results)
+    config = config_text(run_dir / "config.json")
+    with StagedFigures(run_dir, FIGURES_DIR) as staged:
+        page = _sweep_page(record, results, summary, config, staged.save)
+        staged.commit()
+    out = run_dir / REPORT_NAME
+    write_text_atomic(out, page)
+    return out
+
+
+def _sweep_page(
+    record: Mapping[str, Any],
+    results: list[Mapping[str, Any]],
+    summary: list[Mapping[str, Any]],
+    config: str | None,
+    save: Callable[[Any, str, str], Figure],
+) -> str:
+    """The sweep report page of ``record`` (``sweep.json``), its figure drawn by ``save``."""
     param = str(record.get("param", "value"))
     metric = str(record.get("metric") or "score")
-    names = FileNames()
     has_test = any(s.get("test_mean") is not None for s in summary)
 
     head = [param, "mean ± std", "n"] + (["test mean ± std"] if has_test else []) + ["train time"]
@@ -525,9 +568,8 @@ def build_sweep_report(run_dir: str | os.PathLike[str]) -> Path:
 
     sections = [Section("Results", _SWEEP_TEXT.format(metric=metric), html=html)]
     if summary:
-        file = names.unique("sweep")
         times = [s.get("train_time_mean_s") for s in summary]
-        save_figure(
+        figure = save(
             tplots.plot_sweep(
                 [s.get("value") for s in summary],
                 [s.get("mean") for s in summary],
@@ -539,27 +581,20 @@ def build_sweep_report(run_dir: str | os.PathLike[str]) -> Path:
                 test_std=[s.get("test_std") for s in summary] if has_test else None,
                 train_time=times if any(_finite(as_float(t)) for t in times) else None,
             ),
-            run_dir / FIGURES_DIR / file,
+            "sweep",
+            f"{metric}: mean ± std over the repeats against {param}; faint dots: the "
+            "individual repeats.",
         )
-        sections[0].figures.append(
-            Figure(
-                f"{FIGURES_DIR}/{file}",
-                f"{metric}: mean ± std over the repeats against {param}; faint dots: the "
-                "individual repeats.",
-            )
-        )
+        sections[0].figures.append(figure)
 
     title = f"dynaforge sweep: {record.get('model', '?')} {param}"
-    page = render_page(
+    return render_page(
         title,
         _sweep_summary(record, summary, param),
         sections,
-        config_text=_config_text(run_dir),
+        config_text=config,
         footer=_footer(record),
     )
-    out = run_dir / REPORT_NAME
-    write_text_atomic(out, page)
-    return out
 
 
 def _summarise(values: Sequence[Any], results: Sequence[Mapping[str, Any]]) -> list[dict]:
@@ -610,13 +645,6 @@ def _sweep_summary(
 # --------------------------------------------------------------------------- helpers
 
 _MISSING = object()
-
-
-def _config_text(run_dir: Path) -> str | None:
-    path = run_dir / "config.json"
-    if not path.is_file():
-        return None
-    return json.dumps(json.loads(path.read_text(encoding="utf-8")), indent=2)
 
 
 def _footer(record: Mapping[str, Any]) -> str:

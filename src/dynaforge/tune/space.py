@@ -460,6 +460,18 @@ def _parse_param(name: Any, spec: Any, known: dict[str, Any], model: str) -> Par
             raise ValueError(
                 f"parameter {name!r}: 'choices' must be a non-empty list, got {spec['choices']!r}"
             )
+        from dynaforge.config import hyperparameter_problem
+
+        default = known[name]
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            spec = {**spec, "choices": [_coerce_number(v) for v in spec["choices"]]}
+        for choice in spec["choices"]:
+            problem = hyperparameter_problem(choice, known[name])
+            if problem:
+                raise ValueError(
+                    f"parameter {name!r} of {model} {problem} (default {known[name]!r}), "
+                    f"got the choice {choice!r}"
+                )
     elif "type" in spec:
         kind = spec["type"]
     else:
@@ -522,10 +534,17 @@ def load_space(path: str | os.PathLike, *, model: str) -> SearchSpace:
     import yaml
 
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"space file {path} is a folder, expected a YAML file")
     if not path.is_file():
         raise FileNotFoundError(f"space file {path} does not exist")
     try:
-        doc = yaml.safe_load(path.read_text())
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"space file {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
+            f"position {exc.start})"
+        ) from None
     except yaml.YAMLError as exc:
         raise ValueError(f"space file {path} is not valid YAML: {exc}") from None
     return parse_space(doc, model=model, source=f"space file {path}")

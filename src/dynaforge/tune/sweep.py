@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,8 @@ from dynaforge.tasks import AbstractTask, TaskData
 from dynaforge.tune.space import apply_params
 
 SWEEP_FILE = "sweep.json"
+#: A number with an exponent, e.g. 1e-6 or -2.5E+3 (YAML 1.1 reads the dot-less ones as text).
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 #: A sweep parameter naming a task setting rather than a model's hyperparameter.
 TASK_PREFIX = "task."
 
@@ -54,9 +57,13 @@ def parse_values(text: str) -> tuple[str, list[Any]]:
     values = []
     for item in items:
         try:
-            values.append(yaml.safe_load(item))
+            value = yaml.safe_load(item)
         except yaml.YAMLError:
-            values.append(item)
+            value = item
+        # PyYAML reads YAML 1.1, where 1e-6 (an exponent without a dot) is a string.
+        if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value):
+            value = float(value)
+        values.append(value)
     if len({json.dumps(v) for v in values}) != len(values):
         raise ValueError(f"--param {name}: a value is repeated in {rest!r}")
     return name, values
@@ -145,7 +152,7 @@ def run_sweep(
         "results": [],
     }
     if path.is_file():
-        previous = json.loads(path.read_text())
+        previous = _read_previous(path)
         differs = [
             k
             for k in ("task", "model", "param", "base_params", "metric", "task_config")
@@ -218,3 +225,23 @@ def run_sweep(
     doc["summary"] = summarize(doc["results"], values)
     write_text_atomic(path, json.dumps(doc, indent=2, default=str))
     return doc
+
+
+def _read_previous(path: Path) -> dict[str, Any]:
+    """The ``sweep.json`` of an earlier run in the same folder, checked to be one."""
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(
+            f"{path} is damaged ({exc}); choose another --out, or remove the file to start "
+            "the sweep afresh"
+        ) from None
+    results = previous.get("results", []) if isinstance(previous, dict) else None
+    if not isinstance(results, list) or not all(
+        isinstance(r, dict) and {"value", "seed"} <= set(r) for r in results
+    ):
+        raise ValueError(
+            f"{path} is not a dynaforge sweep file (a JSON object with a 'results' list of "
+            "runs, each with its value and seed); choose another --out"
+        )
+    return previous
