@@ -54,7 +54,7 @@ RESUME_HINTS = {
     "interrupted ones are run again",
     "sweep": "run the same command again to resume: finished runs are kept",
     "train": "run the same command again to resume from the last epoch's checkpoint",
-    "discover": "run the same command again to resume: finished seeds are kept",
+    "discover": "run the same command again to resume: what finished (autoencoder seeds) is kept",
     "simulate": "nothing was written; run the command again",
 }
 #: Exit status after Ctrl-C (128 + SIGINT, as shells report it).

@@ -308,7 +308,18 @@ class AbstractModel(ABC):
                 f"{directory} holds a {meta['model']!r} model, not a "
                 f"{getattr(cls, 'name', cls.__name__)!r}"
             )
-        model = create_model(meta["model"], **meta["params"])
+        from dynaforge.config import check_hyperparameters
+
+        # The same checks as hyperparameters given on the command line; None is a value some
+        # hyperparameters take (no gradient clipping), which the constructor checks itself.
+        given = {k: v for k, v in meta["params"].items() if v is not None}
+        if isinstance(given.get("train"), dict):
+            given["train"] = {k: v for k, v in given["train"].items() if v is not None}
+        try:
+            check_hyperparameters(meta["model"], given)
+            model = create_model(meta["model"], **meta["params"])
+        except ValueError as exc:
+            raise ValueError(f"{config_path}: {exc}") from None
         state = tensorfile.load(directory / STATE_FILE)
         if not isinstance(state, dict):
             raise ValueError(f"{directory / STATE_FILE} does not hold a model state")

@@ -34,7 +34,7 @@ from dynaforge.data import Trajectories
 from dynaforge.metrics.pde import METRIC_KEYS, field_errors, pdebench_compatible_errors
 from dynaforge.models.base import ADVECTION_EQUATION, PERIODIC_FIELD, STATIC, AbstractForecaster
 from dynaforge.report.page import format_value as _num
-from dynaforge.tasks.base import MINIMIZE, Column, Evaluation, Metric
+from dynaforge.tasks.base import MINIMIZE, Column, Evaluation, Metric, check_data_file
 from dynaforge.tasks.forecasting import AbstractForecastingTask, ForecastData, ValidationSet
 
 #: Test samples whose forecasts the run folder keeps whole (the first few; plus each model's
@@ -188,8 +188,8 @@ class AdvectionTask(AbstractForecastingTask):
 
     # -- data -------------------------------------------------------------------------------
     def check_config(self, cfg: AdvectionConfig) -> None:
-        if cfg.data is not None and not Path(cfg.data).is_file():
-            raise FileNotFoundError(f"data file {cfg.data} does not exist")
+        if cfg.data is not None:
+            check_data_file(cfg.data)
 
     def config_for(self, cfg: AdvectionConfig, purpose: str) -> AdvectionConfig:
         return cfg

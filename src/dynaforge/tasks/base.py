@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -82,6 +83,15 @@ class Column:
     label: str
     cell: Callable[[Mapping[str, Any]], str]
     numeric: bool = True
+
+
+def check_data_file(path: str | os.PathLike) -> None:
+    """A user's ``--data`` must be a file: FileNotFoundError / IsADirectoryError naming it."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"data {path} is a folder, not a file")
+    if not path.is_file():
+        raise FileNotFoundError(f"data file {path} does not exist")
 
 
 @dataclasses.dataclass(kw_only=True)

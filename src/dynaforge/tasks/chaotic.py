@@ -42,7 +42,7 @@ from dynaforge.metrics import chaos
 from dynaforge.models.base import SYSTEM_EQUATIONS, AbstractForecaster, GradientTrained
 from dynaforge.simulate import simulate
 from dynaforge.systems import get_system
-from dynaforge.tasks.base import MAXIMIZE, MINIMIZE, Column, Evaluation, Metric
+from dynaforge.tasks.base import MAXIMIZE, MINIMIZE, Column, Evaluation, Metric, check_data_file
 from dynaforge.tasks.forecasting import AbstractForecastingTask, ForecastData, ValidationSet
 
 
@@ -110,11 +110,38 @@ class ForecastingTaskConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.data is None:
+            self._check_fits_in_memory()
         if self.data is None and not 0 <= self.n_climate <= self.n_test:
             raise ValueError(
                 f"n_climate must be in [0, n_test = {self.n_test}], got {self.n_climate} "
                 "(set both, e.g. --set n_test=4 --set n_climate=2)"
             )
+
+    def _check_fits_in_memory(self) -> None:
+        """Refuse sizes whose simulated data alone would not fit in this machine's memory
+        (a typo such as 10**12 points would otherwise run until the allocator fails).
+        Counted at 64 bytes per point and state dimension (float64 states, the truth and
+        the working copies of a few states, up to 8 dimensions), before any work."""
+        from dynaforge.data._common import _bytes_text, physical_memory
+
+        memory = physical_memory()
+        if memory is None:
+            return
+        horizon_steps = 100 * (self.horizon_lyapunov + self.climate_lyapunov)  # ~dt 0.01
+        sizes = {
+            "train_points": self.train_points,
+            "val_points": self.val_points,
+            "n_test": self.n_test * (self.context_steps + horizon_steps),
+        }
+        for name, points in sizes.items():
+            need = 64 * 8 * points
+            if need > memory:
+                raise ValueError(
+                    f"task setting {name} = {getattr(self, name)} asks for about "
+                    f"{_bytes_text(need)} of data, more than this machine's "
+                    f"{_bytes_text(memory)}"
+                )
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -556,8 +583,7 @@ class ChaoticForecastingTask(AbstractForecastingTask):
         if cfg.data is None:
             return
         data = Path(cfg.data)
-        if not data.is_file():
-            raise FileNotFoundError(f"data file {data} does not exist")
+        check_data_file(data)
         if data.suffix.lower() == ".npy" and cfg.data_dt is None:
             raise ValueError(
                 f"data file {data} is a .npy array, which carries no times; pass --data-dt "

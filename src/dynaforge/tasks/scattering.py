@@ -59,7 +59,7 @@ from dynaforge.models.base import (
 )
 from dynaforge.models.charges import min_samples
 from dynaforge.report.page import format_value as _num
-from dynaforge.tasks.base import MINIMIZE, Column, Evaluation, Metric
+from dynaforge.tasks.base import MINIMIZE, Column, Evaluation, Metric, check_data_file
 from dynaforge.tasks.estimation import AbstractEstimationTask, EstimationData
 from dynaforge.tasks.forecasting import AbstractForecastingTask, ForecastData
 
@@ -384,8 +384,8 @@ class ParticleChargesTask(AbstractEstimationTask):
         return {"system": SYSTEM} if model in PHYSICS_MODELS else {}
 
     def check_config(self, cfg: ScatteringConfig) -> None:
-        if cfg.data is not None and not Path(cfg.data).is_file():
-            raise FileNotFoundError(f"data file {cfg.data} does not exist")
+        if cfg.data is not None:
+            check_data_file(cfg.data)
 
     def data_message(self, cfg: ScatteringConfig) -> str:
         if cfg.data is not None:
@@ -662,8 +662,8 @@ class ParticleContinuationTask(AbstractForecastingTask):
         return {"system": SYSTEM} if model in PHYSICS_MODELS else {}
 
     def check_config(self, cfg: ContinuationConfig) -> None:
-        if cfg.data is not None and not Path(cfg.data).is_file():
-            raise FileNotFoundError(f"data file {cfg.data} does not exist")
+        if cfg.data is not None:
+            check_data_file(cfg.data)
 
     def data_message(self, cfg: ContinuationConfig) -> str:
         if cfg.data is not None:
