@@ -51,7 +51,6 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from dynaforge.cli import app
 from dynaforge.config import read_config_file
 from dynaforge.data import Trajectories, read_particles, read_pdebench, read_trajectories
 from dynaforge.models import NGRC, create_model
@@ -60,6 +59,7 @@ from dynaforge.report import build_report
 from dynaforge.report.tune import build_sweep_report, build_tune_report
 from dynaforge.tune.space import load_space
 from dynaforge.tune.sweep import parse_values
+from test_cli import assert_clean_error, invoke
 
 runner = CliRunner()
 
@@ -101,25 +101,6 @@ class Case:
     reader: str
     make: Callable[[Path], Run]
     xfail: str | None = None
-
-
-def invoke(*args: object):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_clean_error(result, *needles: str) -> str:
-    """Non-zero exit, an ``error:`` line naming the problem, no traceback; returns the text."""
-    text = result.output
-    assert result.exit_code != 0, text
-    # typer.Exit surfaces as SystemExit; anything else is an uncaught bug.
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
-        result.exception
-    )
-    assert "Traceback" not in text, text
-    assert re.search(r"^error: ", text, re.MULTILINE), text
-    for needle in needles:
-        assert needle.lower() in text.lower(), f"{needle!r} not in {text!r}"
-    return text
 
 
 def snapshot(folder: Path) -> dict[str, bytes | None]:

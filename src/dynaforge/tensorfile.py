@@ -147,7 +147,7 @@ def load(path: str | os.PathLike, *, map_location: Any = "cpu") -> Any:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         # torch's message names the global the file asked for (e.g. 'posix.system'); the rest
-        # of it suggests weights_only=False, which is exactly what must not be done here.
+        # of it suggests turning the safe loader off, which is exactly what must not be done.
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))
         asked = f" (it asks for {found.group(1)})" if found else ""
         raise UnsafeFileError(
