@@ -14,7 +14,6 @@ import torch
 
 import dynaforge
 from dynaforge.data import Trajectories
-from dynaforge.integrate import integrate_reference, integrate_rk4
 from dynaforge.systems import AbstractSystem
 
 METHODS = ("rk4", "reference")
@@ -38,9 +37,11 @@ def integrate_states(
     """``(N, steps + 1, dim)`` float64 states from ``x0`` ``(N, dim)`` every ``dt``."""
     if method == "rk4":
         n_sub = substeps if substeps is not None else default_substeps(system, dt)
-        return integrate_rk4(system.rhs, x0, dt=dt, steps=steps, substeps=n_sub, progress=progress)
+        return system.integrate_fixed_step(
+            x0, dt=dt, steps=steps, substeps=n_sub, progress=progress
+        )
     if method == "reference":
-        return integrate_reference(system.rhs, x0, dt=dt, steps=steps)
+        return system.integrate_reference(x0, dt=dt, steps=steps)
     raise ValueError(f"unknown integration method {method!r}; use one of {', '.join(METHODS)}")
 
 
@@ -85,7 +86,11 @@ def simulate(
         system, x0, dt=dt, steps=steps, method=method, substeps=substeps, progress=progress
     ).cpu()
     n_sub = (substeps or default_substeps(system, dt)) if method == "rk4" else None
-    solver = f"rk4 (h = dt/{n_sub})" if method == "rk4" else "DOP853 rtol=atol=1e-12"
+    solver = (
+        f"{system.fixed_step_solver} (h = dt/{n_sub})"
+        if method == "rk4"
+        else system.reference_solver
+    )
     return Trajectories(
         t=dt * torch.arange(steps + 1, dtype=torch.float64),
         x=x,

@@ -33,6 +33,14 @@ def get_system(name: str, **parameters: float) -> AbstractSystem:
     except KeyError:
         known = ", ".join(sorted(SYSTEMS))
         raise ValueError(f"unknown system {name!r}; known systems: {known}") from None
+    known_parameters = cls.parameter_names() if hasattr(cls, "parameter_names") else None
+    if known_parameters is not None:
+        unknown = sorted(set(parameters) - set(known_parameters))
+        if unknown:
+            raise ValueError(
+                f"unknown parameter(s) {', '.join(unknown)} for system {name}; its parameters: "
+                f"{', '.join(known_parameters) or '(none)'}"
+            )
     return cls(**parameters)
 
 

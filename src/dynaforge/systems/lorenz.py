@@ -35,14 +35,6 @@ class Lorenz63(AbstractSystem):
     #: the attractor.
     transient: ClassVar[float] = 25.0
 
-    def __post_init__(self) -> None:
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if not isinstance(value, (int, float)) or not torch.isfinite(torch.tensor(value)):
-                raise ValueError(
-                    f"Lorenz63 parameter {field.name} must be a finite number, got {value!r}"
-                )
-
     @property
     def lyapunov_exponent(self) -> float | None:
         if (self.sigma, self.rho, self.beta) == (10.0, 28.0, 8.0 / 3.0):

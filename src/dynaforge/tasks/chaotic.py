@@ -37,7 +37,6 @@ from dynaforge.data import (
     split_by_time,
     split_by_trajectory,
 )
-from dynaforge.integrate import integrate_reference
 from dynaforge.metrics import chaos
 from dynaforge.models.base import SYSTEM_EQUATIONS, AbstractForecaster, GradientTrained
 from dynaforge.simulate import simulate
@@ -205,8 +204,7 @@ def build_forecasting_data(
     )
     # Reference truth: the first n_climate samples run long, the rest only the scored horizon.
     long_part = (
-        integrate_reference(
-            system.rhs,
+        system.integrate_reference(
             x0[: cfg.n_climate],
             dt=dt,
             steps=cfg.context_steps - 1 + max(horizon, climate_horizon),
@@ -214,8 +212,8 @@ def build_forecasting_data(
         if cfg.n_climate
         else None
     )
-    short_part = integrate_reference(
-        system.rhs, x0[cfg.n_climate :], dt=dt, steps=cfg.context_steps - 1 + horizon
+    short_part = system.integrate_reference(
+        x0[cfg.n_climate :], dt=dt, steps=cfg.context_steps - 1 + horizon
     )
     truth_all = (
         short_part
@@ -422,9 +420,7 @@ def build_validation_forecasts(
     system = get_system(cfg.system)
     # A stream of its own: offset far from the 3·seed + k streams of the other splits.
     x0 = system.sample_initial_conditions(n, torch.Generator().manual_seed(1_000_003 + cfg.seed))
-    truth_all = integrate_reference(
-        system.rhs, x0, dt=data.dt, steps=cfg.context_steps - 1 + horizon
-    )
+    truth_all = system.integrate_reference(x0, dt=data.dt, steps=cfg.context_steps - 1 + horizon)
     context = truth_all[:, : cfg.context_steps]
     truth = truth_all[:, cfg.context_steps :]
     scale = truth_all.reshape(-1, system.dim).std(dim=0)

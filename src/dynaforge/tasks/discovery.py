@@ -26,7 +26,6 @@ import torch
 
 from dynaforge.data import Trajectories
 from dynaforge.discovery.libraries import AbstractLibrary, parse_library
-from dynaforge.integrate import integrate_reference
 from dynaforge.systems import AbstractSystem, Lorenz63, get_system
 
 
@@ -149,7 +148,7 @@ def build_discovery_data(config: DiscoveryTaskConfig) -> DiscoveryData:
     steps = config.n_samples // config.n_trajectories
     generator = torch.Generator().manual_seed(config.seed)
     x0 = system.sample_initial_conditions(config.n_trajectories, generator)
-    x = integrate_reference(system.rhs, x0, dt=config.dt, steps=steps - 1)
+    x = system.integrate_reference(x0, dt=config.dt, steps=steps - 1)
     with torch.no_grad():
         x_dot = system.rhs(0.0, x).numpy().copy()
     t = config.dt * torch.arange(steps, dtype=torch.float64)
