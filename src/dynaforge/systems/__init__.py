@@ -1,12 +1,22 @@
-"""Dynamical systems, looked up by name through :data:`SYSTEMS`; the 1-D advection PDE (not an
-ODE system: its data come from :func:`simulate_advection`) in :mod:`dynaforge.systems.advection`;
-charged particles (their own simulators and samplers) in :mod:`dynaforge.systems.particles`."""
+"""Dynamical systems, looked up by name through :data:`SYSTEMS`.
+
+Chaotic systems with a cited largest Lyapunov exponent (their natural time scale): Lorenz-63
+(:mod:`~dynaforge.systems.lorenz`), Rössler (:mod:`~dynaforge.systems.rossler`), Lorenz-96 with
+``n`` sites (:mod:`~dynaforge.systems.lorenz96`), the Hénon–Heiles Hamiltonian sampled in its
+chaotic sea (:mod:`~dynaforge.systems.henon_heiles`) and the Kuramoto–Sivashinsky PDE on ``n``
+grid points, integrated by ETDRK4 (:mod:`~dynaforge.systems.ks`). The 1-D advection PDE (not an
+ODE system: its data come from :func:`simulate_advection`) is in
+:mod:`dynaforge.systems.advection`; charged particles (their own simulators and samplers) in
+:mod:`dynaforge.systems.particles`."""
 
 from __future__ import annotations
 
 from dynaforge.systems.advection import BETAS, simulate_advection
 from dynaforge.systems.base import AbstractSystem
+from dynaforge.systems.henon_heiles import HenonHeiles
+from dynaforge.systems.ks import KuramotoSivashinsky
 from dynaforge.systems.lorenz import Lorenz63
+from dynaforge.systems.lorenz96 import Lorenz96
 from dynaforge.systems.particles import (
     EGNN_CHARGED,
     ChargedParticles,
@@ -15,6 +25,7 @@ from dynaforge.systems.particles import (
     ScatteringSample,
     simulate_charged_particles,
 )
+from dynaforge.systems.rossler import Rossler
 
 #: name → system class; the one place a system name on the command line becomes an object.
 #: Fixed-charge scattering is not an ODE system of the ``AbstractSystem`` kind (it has its own
@@ -22,6 +33,10 @@ from dynaforge.systems.particles import (
 #: ``physics-continuation``), and a saved model reloads its system from here.
 SYSTEMS: dict[str, type[AbstractSystem]] = {
     Lorenz63.name: Lorenz63,
+    Rossler.name: Rossler,
+    Lorenz96.name: Lorenz96,
+    HenonHeiles.name: HenonHeiles,
+    KuramotoSivashinsky.name: KuramotoSivashinsky,
     FixedChargeScattering.name: FixedChargeScattering,  # type: ignore[dict-item]
 }
 
@@ -51,8 +66,12 @@ __all__ = [
     "AbstractSystem",
     "ChargedParticles",
     "FixedChargeScattering",
+    "HenonHeiles",
+    "KuramotoSivashinsky",
     "Lorenz63",
+    "Lorenz96",
     "NBodyProtocol",
+    "Rossler",
     "ScatteringSample",
     "get_system",
     "simulate_advection",
