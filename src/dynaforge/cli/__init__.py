@@ -5,6 +5,7 @@ registers its commands on it when imported, and this package imports them all:
 
 - :mod:`.run`: ``simulate``, ``tasks``, ``models``, ``benchmark``, ``report``, ``acf``;
 - :mod:`.discover`: ``discover``;
+- :mod:`.lyapunov`: ``lyapunov``;
 - :mod:`.tune`: ``tune``, ``sweep``, ``train``.
 
 The command modules import :mod:`.common`, never this package, so there is no import circle.
@@ -19,6 +20,7 @@ import sys
 from dynaforge.cli import run  # isort: skip # noqa: F401
 from dynaforge.cli import tune  # isort: skip # noqa: F401
 from dynaforge.cli import discover  # isort: skip # noqa: F401
+from dynaforge.cli import lyapunov  # isort: skip # noqa: F401
 from dynaforge.cli.common import UsageError, app
 
 __all__ = ["UsageError", "app", "main"]

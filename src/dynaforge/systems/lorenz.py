@@ -6,9 +6,18 @@ import dataclasses
 from typing import ClassVar
 
 import torch
+from torch.autograd import forward_ad
 
 from dynaforge.integrate import integrate_rk4
 from dynaforge.systems.base import AbstractSystem
+
+
+def _is_traced(x: torch.Tensor) -> bool:
+    """Whether ``x`` is seen through a ``torch.func`` transform (jvp, vmap, grad) or carries a
+    forward-mode tangent: such tensors need the functional path (no ``out=`` arguments)."""
+    return torch._C._functorch.is_functorch_wrapped_tensor(x) or (
+        forward_ad.unpack_dual(x).tangent is not None
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +54,9 @@ class Lorenz63(AbstractSystem):
 
     def rhs(self, t: float, x: torch.Tensor) -> torch.Tensor:
         x0, x1, x2 = x.unbind(-1)
-        if torch.is_grad_enabled() and x.requires_grad:
+        if (torch.is_grad_enabled() and x.requires_grad) or _is_traced(x):
+            # Differentiable path: autograd, torch.func transforms (jvp, vmap) and forward-mode
+            # dual tensors, none of which support the out= fast path below.
             return torch.stack(
                 (self.sigma * (x1 - x0), x0 * (self.rho - x2) - x1, x0 * x1 - self.beta * x2),
                 dim=-1,
