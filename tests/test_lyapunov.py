@@ -245,6 +245,8 @@ def test_rossler_csv_without_metadata_gives_its_lyapunov_time(rossler_data, tmp_
     doc = json.loads(out.read_text())["estimated"]
     assert doc["lyapunov_time"] == pytest.approx(1 / 0.0714, rel=0.2)
     assert doc["method"] == "model"
+    # The fitted equations speak in the file's own column names.
+    assert doc["details"]["equations"][0].startswith("x' = ")
     assert 0 < doc["stderr"] < 0.2 * doc["value"]
     lo, hi = doc["interval"]
     assert lo < doc["value"] < hi

@@ -137,7 +137,11 @@ def _from_system(name, system_params, exponents, time, runs, dt, seed, progress,
     for flag, value in (("--time", time), ("--dt", dt)):
         if value is not None and not (math.isfinite(value) and value > 0):
             raise UsageError(f"{flag} must be a positive number, got {value}")
-    console.print(f"[bold]dynaforge lyapunov {name}[/] ({_params_text(system)})", highlight=False)
+    console.print(
+        f"[bold]dynaforge lyapunov {name}[/] ({_params_text(system)})",
+        highlight=False,
+        soft_wrap=True,
+    )
     spec = lyapunov_spectrum(
         system, exponents, dt=dt, time=time, n_runs=runs, seed=seed, progress=progress
     )
@@ -194,6 +198,7 @@ def _from_data(path, data_dt, method, library, seed, progress, json_out):
         f"[bold]dynaforge lyapunov --data[/] {path.name}: {traj.n_trajectories} trajectory(ies) "
         f"× {traj.n_steps} samples of {', '.join(traj.state_names)}, dt = {traj.dt:g}",
         highlight=False,
+        soft_wrap=True,
     )
     est = estimate_from_data(traj, method=method, library=library, seed=seed, progress=progress)
     lo, hi = est.interval

@@ -1,369 +1,20 @@
-"""Lyapunov exponents: computed from a system's equations, estimated from data alone.
-
-**From the equations** (:func:`lyapunov_spectrum`): ``k`` tangent vectors are carried along
-the system's own fixed-step map (``system.integrate_fixed_step``: RK4 for an ODE, ETDRK4 for a
-stiff PDE) by forward-mode autodiff (``torch.func.jvp``), re-orthonormalised by a QR
-decomposition every few steps, and the logs of ``R``'s diagonal are accumulated (Benettin et
-al. 1980; Shimada & Nagashima 1979). Several runs from independent initial conditions on the
-attractor are integrated as one batch; their spread gives the standard error. The tangent
-vectors of all runs are folded into the batch axis (the state repeated ``k`` times, each copy
-with its own tangent) rather than ``vmap``-ed over: the same numbers, 1.5x faster on small
-systems (measured on Lorenz-63, 8 runs x 3 vectors, one thread), and it asks nothing of a
-system beyond the batched ``(N, dim)`` map every system already has. A linear system's exact
-exponents (real parts of its eigenvalues) are reproduced to 4e-8 (``tests/test_lyapunov.py``).
-
-Cost: in torch 2.13 an elementwise operation between a tangent-carrying tensor and a plain
-one (a Python scalar included: ``sigma * x``) goes through a Python decomposition, 150-300 µs
-instead of ~5 µs, so a Lorenz-63 RK4 step with tangents costs ~2 ms against 0.1 ms without,
-whatever the batch. Hence the defaults: many short runs in one batch (128 runs of 10 Lyapunov
-times after 5) rather than a few long ones, the same precision for a fraction of the time.
-A system whose finite-time exponents converge slowly (sticky Hamiltonian chaos: Hénon–Heiles
-gives 0.052 over 333 time units, 0.049 over 3000, against the cited long-time 0.045) needs
-``time`` far beyond the default.
-
-**From data** (:func:`estimate_from_data`), two methods, one a cross-check of the other:
-
-- ``"model"``: SINDy (weak form, :class:`~dynaforge.models.sindy.SINDy`) is fitted to the
-  data, checked (simulated from data states it must stay bounded and reproduce the data's mean
-  and spread), and the tangent routine above is run on the fitted equations. Uncertainty: the
-  spread of the exponent over models fitted to disjoint time segments of the data (so it
-  includes the model's own error), and the tangent runs' standard error. Exact when the
-  dynamics lie in the library (Lorenz-63 and Rössler are quadratic); robust to observation
-  noise, because the weak form is.
-- ``"neighbours"``: model-free nearest-neighbour divergence on the state vectors (Rosenstein,
-  Collins & De Luca, Physica D 65, 117 (1993)): each reference point's nearest neighbour
-  outside a temporal exclusion window (one mean period), the median over pairs of the log
-  separation as a function of time, a line fitted to its initial rise. One change for flows:
-  the separation is measured *transverse to the flow*, from the reference point to the
-  neighbour's orbit (the neighbour's phase re-aligned at every step by a Newton step on a
-  cubic interpolation of its samples). Without it the along-flow part of the separation, which
-  never grows (the zero exponent), hides the growth for tens of time units on a slow system;
-  the plain method gives 0.058 instead of 0.071 on the acceptance Rössler data. Uncertainty:
-  a block bootstrap over reference points plus the spread over three fit windows. This is the
-  fallback when no model passes its check, and always reported as the cross-check.
-
-``nolds.lyap_r`` (the maintained implementation of Rosenstein's method) was considered and not
-used: it takes one-dimensional series only (a delay embedding of one component) and builds the
-full ``T x T`` distance matrix, 13 GB for the 40 000 points of the acceptance data.
-
-Measured (seed 0, defaults; data from DOP853 at 1e-10, noise in units of each component's
-std). From the equations: Lorenz-63 0.902 ± 0.011, -0.001, -14.568 (sum -13.6666, exact
--13.6667; Kaplan–Yorke 2.062); Rössler 0.0695 ± 0.0013; Lorenz-96 1.668 ± 0.026; KS (L = 22)
-0.0481 ± 0.0012; linear systems to 4e-8. From data, Rössler (dt = 0.1, 40 000 points):
-model 0.0709 ± 0.0023, neighbours 0.068 ± 0.0045 (cited 0.0714); with 1 / 3 / 5 % noise the
-model gives 0.066 / 0.074 / 0.072 and the neighbours 0.043 / 0.033 / 0.034. Lorenz-63
-(dt = 0.01 and 0.04, 40 000 and 20 000 points): model within 2 % of 0.906 at 0-5 % noise,
-neighbours +2 % / -4 % clean and 22-36 % low with noise. The model's uncertainty counts the
-spread between segments, not a bias that noise gives every segment alike (Rössler at 1 %:
-0.066 ± 0.002); the neighbour method is biased low by any noise that fills the small
-separations it needs, which is why the model is preferred when it passes its check, and a
-disagreement of more than 35 % is reported as a warning.
-"""
+"""The leading Lyapunov exponent from data alone: a SINDy model's exponent (the tangent
+method of :mod:`.equations` on the fitted equations), cross-checked by flow-transverse
+nearest-neighbour divergence (the package docstring says how, why and what was measured)."""
 
 from __future__ import annotations
 
 import dataclasses
+import keyword
 import math
-import time as _time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
+from dynaforge.lyapunov.equations import _check_int, _check_positive, lyapunov_spectrum
 from dynaforge.systems.base import AbstractSystem
-
-#: Independent runs (initial conditions) by default. They are one batch, and on small systems a
-#: step costs the same for 1 or 128 runs (per-operation overhead dominates), so many short runs
-#: buy the same precision as a few long ones for a fraction of the time.
-DEFAULT_RUNS = 128
-#: Averaging time of each run, in Lyapunov times, when the system cites its exponent.
-DEFAULT_LYAPUNOV_TIMES = 10.0
-#: ... otherwise in sampling intervals (``default_dt``).
-FALLBACK_TIME_STEPS = 500
-#: Transient for the tangent vectors to align, in Lyapunov times (or 1/4 of the above).
-DEFAULT_TRANSIENT_LYAPUNOV_TIMES = 5.0
-#: Internal steps per ``default_dt`` (unless the system's ``reference_step`` is coarser).
-DEFAULT_SUBSTEPS = 4
-#: Internal steps between two QR re-orthonormalisations.
-DEFAULT_RENORMALIZE_EVERY = 10
-
-
-# ------------------------------------------------------------------------------ equations
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class LyapunovSpectrum:
-    """The leading Lyapunov exponents of a system, computed from its equations.
-
-    Attributes:
-        system: registry name of the system.
-        parameters: its physical parameters.
-        exponents: ``(k,)`` mean over runs, in 1 / time unit, largest first.
-        stderr: ``(k,)`` standard error of the mean over runs (NaN for one run).
-        per_run: ``(runs, k)`` each run's exponents.
-        dt: internal step of the fixed-step map (time units).
-        time: averaging time of each run (after the transient).
-        transient: time integrated before averaging (tangent vectors aligning).
-        renormalize_every: internal steps between QR re-orthonormalisations.
-        n_runs: independent runs.
-        seed: seed of the initial conditions and tangent vectors.
-        method: what was done, in words.
-        cited: the system's cited leading exponent, or None.
-        mean_divergence: time average of ``div f`` along the runs when all exponents are
-            computed (their sum must equal it), else None.
-        state_mean, state_std: ``(runs, dim)`` mean and std of each run's states.
-        wall_time: seconds the computation took.
-    """
-
-    system: str
-    parameters: dict[str, float]
-    exponents: np.ndarray
-    stderr: np.ndarray
-    per_run: np.ndarray
-    dt: float
-    time: float
-    transient: float
-    renormalize_every: int
-    n_runs: int
-    seed: int
-    method: str
-    cited: float | None
-    mean_divergence: float | None
-    state_mean: np.ndarray
-    state_std: np.ndarray
-    wall_time: float
-
-    @property
-    def n_exponents(self) -> int:
-        return int(self.exponents.shape[0])
-
-    @property
-    def leading(self) -> float:
-        return float(self.exponents[0])
-
-    @property
-    def lyapunov_time(self) -> float | None:
-        """``1 / λ₁``, or None when the leading exponent is not positive."""
-        return 1.0 / self.leading if self.leading > 0 else None
-
-    @property
-    def total(self) -> float:
-        """Sum of the computed exponents (all of them: the mean phase-space contraction)."""
-        return float(self.exponents.sum())
-
-    @property
-    def relative_difference(self) -> float | None:
-        """``(λ₁ - cited) / cited``, or None without a cited value."""
-        if self.cited is None or self.cited == 0:
-            return None
-        return (self.leading - self.cited) / self.cited
-
-    @property
-    def kaplan_yorke_dimension(self) -> float | None:
-        """``j + (λ₁ + … + λ_j) / |λ_{j+1}|`` with ``j`` the largest index whose partial sum
-        is ≥ 0; None with fewer than two exponents or when all computed partial sums are ≥ 0
-        (more exponents are needed)."""
-        return kaplan_yorke_dimension(self.exponents)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain values for JSON."""
-        return {
-            "system": self.system,
-            "parameters": dict(self.parameters),
-            "exponents": self.exponents.tolist(),
-            "stderr": _nan_to_none(self.stderr.tolist()),
-            "per_run": self.per_run.tolist(),
-            "lyapunov_time": self.lyapunov_time,
-            "cited": self.cited,
-            "relative_difference": self.relative_difference,
-            "sum": self.total,
-            "mean_divergence": self.mean_divergence,
-            "kaplan_yorke_dimension": self.kaplan_yorke_dimension,
-            "dt": self.dt,
-            "time": self.time,
-            "transient": self.transient,
-            "renormalize_every": self.renormalize_every,
-            "n_runs": self.n_runs,
-            "seed": self.seed,
-            "method": self.method,
-            "wall_time_s": self.wall_time,
-        }
-
-
-def kaplan_yorke_dimension(exponents: np.ndarray | list[float]) -> float | None:
-    """Kaplan–Yorke dimension of an ordered (descending) list of exponents, or None."""
-    lam = np.asarray(exponents, dtype=np.float64)
-    if lam.size < 2:
-        return None
-    if lam[0] < 0:
-        return 0.0
-    partial = np.cumsum(lam)
-    j = int(np.nonzero(partial >= 0)[0].max()) + 1  # number of exponents in the sum
-    if j >= lam.size:
-        return None
-    return j + float(partial[j - 1]) / abs(float(lam[j]))
-
-
-def default_settings(system: AbstractSystem) -> dict[str, float | int]:
-    """The settings :func:`lyapunov_spectrum` uses when they are not given: internal step
-    ``max(reference_step, default_dt / 4)``; per run 10 Lyapunov times after a transient of
-    5 when the system cites its exponent, else 500 and 125 ``default_dt``; a QR every 10
-    steps; all exponents up to dimension 4, else 3."""
-    lam = system.lyapunov_exponent
-    h = max(float(system.reference_step), float(system.default_dt) / DEFAULT_SUBSTEPS)
-    if lam is not None and lam > 0:
-        run_time = DEFAULT_LYAPUNOV_TIMES / lam
-        transient = DEFAULT_TRANSIENT_LYAPUNOV_TIMES / lam
-    else:
-        run_time = FALLBACK_TIME_STEPS * system.default_dt
-        transient = 0.25 * run_time
-    return {
-        "n_exponents": system.dim if system.dim <= 4 else 3,
-        "dt": h,
-        "time": run_time,
-        "transient": transient,
-        "renormalize_every": DEFAULT_RENORMALIZE_EVERY,
-    }
-
-
-def lyapunov_spectrum(
-    system: AbstractSystem,
-    n_exponents: int | None = None,
-    *,
-    dt: float | None = None,
-    time: float | None = None,
-    transient: float | None = None,
-    renormalize_every: int | None = None,
-    n_runs: int = DEFAULT_RUNS,
-    seed: int = 0,
-    progress: bool = False,
-) -> LyapunovSpectrum:
-    """The ``n_exponents`` leading Lyapunov exponents of ``system`` from its equations.
-
-    Args:
-        system: any :class:`~dynaforge.systems.base.AbstractSystem`.
-        n_exponents: how many (default: all up to dimension 4, else 3).
-        dt: internal step of the fixed-step map (default :func:`default_settings`).
-        time: averaging time per run (time units).
-        transient: time integrated first, not averaged (tangent vectors aligning).
-        renormalize_every: internal steps between QR re-orthonormalisations.
-        n_runs: independent initial conditions (``system.sample_initial_conditions``), one
-            batch; the spread over runs gives the standard error.
-        seed: seeds the initial conditions and the initial tangent vectors.
-        progress: show progress.
-
-    Raises:
-        ValueError: a setting out of range, or the integration left finite numbers (too
-            large a ``dt``).
-    """
-    started = _time.perf_counter()
-    defaults = default_settings(system)
-    dim = system.dim
-    k = int(defaults["n_exponents"]) if n_exponents is None else n_exponents
-    h = float(defaults["dt"]) if dt is None else dt
-    run_time = float(defaults["time"]) if time is None else time
-    transient = float(defaults["transient"]) if transient is None else transient
-    m = int(defaults["renormalize_every"]) if renormalize_every is None else renormalize_every
-    _check_int("n_exponents", k, 1, dim)
-    _check_int("n_runs", n_runs, 1)
-    _check_int("renormalize_every", m, 1)
-    _check_positive("dt", h)
-    _check_positive("time", run_time)
-    if not (isinstance(transient, (int, float)) and math.isfinite(transient) and transient >= 0):
-        raise ValueError(f"transient must be a finite number >= 0, got {transient!r}")
-
-    block = h * m
-    n_transient = math.ceil(transient / block - 1e-9)
-    n_measure = max(1, round(run_time / block))
-    generator = torch.Generator().manual_seed(seed)
-    x = system.sample_initial_conditions(n_runs, generator).to(torch.float64)
-    q = torch.linalg.qr(torch.randn(n_runs, dim, k, generator=generator, dtype=torch.float64)).Q
-    acc = torch.zeros(n_runs, k, dtype=torch.float64)
-    s1 = torch.zeros(n_runs, dim, dtype=torch.float64)
-    s2 = torch.zeros(n_runs, dim, dtype=torch.float64)
-    divergence = 0.0 if k == dim else None
-
-    def step(z: torch.Tensor) -> torch.Tensor:
-        return system.integrate_fixed_step(z, dt=block, steps=1, substeps=m)[:, -1]
-
-    total = n_transient + n_measure
-    bar = None
-    if progress:
-        from dynaforge.progress import progress_bar
-
-        bar = progress_bar(total, desc="lyapunov", unit="block", min_interval=5.0, leave=False)
-    try:
-        for b in range(total):
-            z = x.repeat_interleave(k, dim=0)
-            v = q.transpose(1, 2).reshape(n_runs * k, dim)
-            y, w = torch.func.jvp(step, (z,), (v,))
-            x = y.view(n_runs, k, dim)[:, 0]
-            tangents = w.view(n_runs, k, dim).transpose(1, 2)
-            if not (torch.isfinite(x).all() and torch.isfinite(tangents).all()):
-                raise ValueError(
-                    f"{system.name}: the integration left finite numbers at t = "
-                    f"{(b + 1) * block:.6g}; try a smaller dt (now {h:g})"
-                )
-            q, r = torch.linalg.qr(tangents)
-            if b >= n_transient:
-                acc += torch.log(torch.diagonal(r, dim1=-2, dim2=-1).abs())
-                s1 += x
-                s2 += x * x
-                if divergence is not None:
-                    divergence += _mean_divergence(system, x)
-            if bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
-    measured = n_measure * block
-    per_run = (acc / measured).numpy()
-    mean = s1 / n_measure
-    std = (s2 / n_measure - mean * mean).clamp_min(0).sqrt()
-    exponents = per_run.mean(axis=0)
-    stderr = per_run.std(axis=0, ddof=1) / math.sqrt(n_runs) if n_runs > 1 else np.full(k, np.nan)
-    return LyapunovSpectrum(
-        system=system.name,
-        parameters=system.parameters(),
-        exponents=exponents,
-        stderr=stderr,
-        per_run=per_run,
-        dt=h,
-        time=measured,
-        transient=n_transient * block,
-        renormalize_every=m,
-        n_runs=n_runs,
-        seed=seed,
-        method=(
-            f"{k} tangent vectors by forward-mode autodiff (torch.func.jvp) through the "
-            f"system's {system.fixed_step_solver} map at dt = {h:g}, QR every {m} steps; "
-            f"{n_runs} runs of {measured:.6g} time units after {n_transient * block:.6g}"
-        ),
-        cited=system.lyapunov_exponent,
-        mean_divergence=None if divergence is None else divergence / n_measure,
-        state_mean=mean.numpy(),
-        state_std=std.numpy(),
-        wall_time=_time.perf_counter() - started,
-    )
-
-
-def leading_exponent(system: AbstractSystem, **kwargs: Any) -> float:
-    """The largest Lyapunov exponent of ``system`` (keywords as :func:`lyapunov_spectrum`)."""
-    return lyapunov_spectrum(system, 1, **kwargs).leading
-
-
-def _mean_divergence(system: AbstractSystem, x: torch.Tensor) -> float:
-    """Mean over the batch ``x`` ``(R, dim)`` of ``div f = tr ∂f/∂x`` (forward-mode)."""
-    n, dim = x.shape
-    eye = torch.eye(dim, dtype=x.dtype).repeat(n, 1)
-    _, jac_cols = torch.func.jvp(
-        lambda z: system.rhs(0.0, z), (x.repeat_interleave(dim, dim=0),), (eye,)
-    )
-    return float(torch.diagonal(jac_cols.view(n, dim, dim), dim1=-2, dim2=-1).sum(-1).mean())
-
-
-# ------------------------------------------------------------------------------ data
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -471,7 +122,7 @@ def estimate_from_data(
     """
     if method not in DATA_METHODS:
         raise ValueError(f"unknown method {method!r}; use one of {', '.join(DATA_METHODS)}")
-    states, dt = _checked_data(x, dt)
+    states, dt, names = _checked_data(x, dt)
     _check_int("n_segments", n_segments, 0)
     _check_int("max_reference_points", max_reference_points, 100)
     _check_int("n_bootstrap", n_bootstrap, 10)
@@ -494,6 +145,7 @@ def estimate_from_data(
         model = _model_estimate(
             states,
             dt,
+            names=names,
             library=library,
             n_segments=n_segments,
             time_scale=_time_scale(neighbours, states, dt),
@@ -530,10 +182,16 @@ def estimate_from_data(
     return dataclasses.replace(model, cross_check=neighbours, warnings=tuple(warnings))
 
 
-def _checked_data(x: Any, dt: float | None) -> tuple[np.ndarray, float]:
+def _checked_data(x: Any, dt: float | None) -> tuple[np.ndarray, float, tuple[str, ...]]:
+    """``(states (N, T, D), dt, state names)``; the names are a Trajectories' own when they
+    can be symbols in the model's equations, else ``x0, x1, ...``."""
     from dynaforge.data import Trajectories
 
+    names = None
     if isinstance(x, Trajectories):
+        usable = all(n.isidentifier() and not keyword.iskeyword(n) for n in x.state_names)
+        if usable and len(set(x.state_names)) == x.dim:
+            names = tuple(x.state_names)
         if x.is_ragged:
             raise ValueError("trajectories of different lengths are not supported here")
         if len(x.state_shape) != 1:
@@ -569,7 +227,7 @@ def _checked_data(x: Any, dt: float | None) -> tuple[np.ndarray, float]:
     std = arr.reshape(-1, arr.shape[-1]).std(axis=0)
     if np.any(std == 0):
         raise ValueError(f"state component {int(np.argmin(std))} is constant")
-    return arr, float(dt)
+    return arr, float(dt), names or tuple(f"x{i}" for i in range(arr.shape[-1]))
 
 
 def _mean_period(z: np.ndarray) -> float:
@@ -825,6 +483,7 @@ def _model_estimate(
     x: np.ndarray,
     dt: float,
     *,
+    names: tuple[str, ...],
     library: str,
     n_segments: int,
     time_scale: float,
@@ -837,7 +496,6 @@ def _model_estimate(
     from dynaforge.models.sindy import SimulationBlowUpError, SINDy
 
     n_traj, steps, dim = x.shape
-    names = tuple(f"x{i}" for i in range(dim))
 
     def fit(part: np.ndarray) -> SINDy:
         traj = Trajectories(
@@ -968,34 +626,6 @@ def _model_estimate(
     )
 
 
-# ------------------------------------------------------------------------------ helpers
-
-
-def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, np.integer))
-        or value < low
-        or (high is not None and value > high)
-    ):
-        bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be an integer {bound}, got {value!r}")
-
-
-def _check_positive(name: str, value: Any) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-
-
-def _nan_to_none(values: list[float]) -> list[float | None]:
-    return [None if isinstance(v, float) and math.isnan(v) else v for v in values]
-
-
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -1006,15 +636,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
-
-
-__all__ = [
-    "DATA_METHODS",
-    "DataLyapunovEstimate",
-    "LyapunovSpectrum",
-    "default_settings",
-    "estimate_from_data",
-    "kaplan_yorke_dimension",
-    "leading_exponent",
-    "lyapunov_spectrum",
-]
