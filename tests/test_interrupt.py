@@ -88,6 +88,10 @@ def _attempt(args: list[str], n_lines: int, delay: float, sig: int):
         stderr=subprocess.STDOUT,
         text=True,
         env=env,
+        # A test run started in the background of a non-interactive shell inherits SIGINT
+        # ignored, and Python keeps an ignored SIGINT ignored: give the child the default
+        # disposition, as a terminal would, so Ctrl-C reaches it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     lines: list[str] = []
     assert proc.stdout is not None

@@ -180,7 +180,8 @@ def resolve_config(
     if config_file and "models" in config_file and not models:
         chosen = list(dict.fromkeys([*chosen, *config_file["models"]]))
     base["models"] = {
-        name: {**task.model_params(name), **base["models"].get(name, {})} for name in chosen
+        name: {**task.model_params(name, base["task"]), **base["models"].get(name, {})}
+        for name in chosen
     }
     base["preset"] = preset
     base["task_name"] = task.name

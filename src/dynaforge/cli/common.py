@@ -232,6 +232,45 @@ def parse_settings(items: list[str] | None) -> dict[str, Any]:
             out[name] = yaml.safe_load(text) if text.strip() else None
         except yaml.YAMLError:
             out[name] = text
+        out[name] = _number_or_same(out[name])
+    return out
+
+
+def _number_or_same(value: Any) -> Any:
+    """YAML 1.1 reads ``1e12`` (no dot) as text; a user who types it means a number."""
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return (
+            int(number)
+            if number.is_integer() and "." not in value and "e" not in value.lower()
+            else number
+        )
+    return value
+
+
+def parse_system_params(items: list[str] | None) -> dict[str, float]:
+    """``--system-param NAME=VALUE`` options → ``{NAME: number}`` (ints stay ints: a dimension
+    such as Lorenz-96's ``n``). Names are checked against the system later, which lists its
+    parameters."""
+    out: dict[str, float] = {}
+    for item in items or []:
+        name, sep, text = item.partition("=")
+        name, text = name.strip(), text.strip()
+        if not sep or not name or not text:
+            raise UsageError(f"--system-param must look like NAME=VALUE, got {item!r}")
+        try:
+            value = int(text)
+        except ValueError:
+            try:
+                value = float(text)
+            except ValueError:
+                raise UsageError(f"--system-param {name} must be a number, got {text!r}") from None
+        if name in out and out[name] != value:
+            raise UsageError(f"--system-param {name} is given twice, with different values")
+        out[name] = value
     return out
 
 

@@ -52,8 +52,16 @@ NOISE_HELP = (
 def simulate(
     system: str = typer.Argument(
         ...,
-        help="System name: lorenz63, advection (PDEBench's 1-D), charged-particles (the NRI/EGNN "
-        "n-body generator) or fixed-charge-scattering (one particle through three fixed charges).",
+        help="System name: an ODE system (lorenz63, rossler, lorenz96, henon-heiles, ks: "
+        "`dynaforge tasks` lists them), advection (PDEBench's 1-D), charged-particles (the "
+        "NRI/EGNN n-body generator) or fixed-charge-scattering (one particle through three fixed "
+        "charges).",
+    ),
+    system_params: list[str] | None = typer.Option(
+        None,
+        "--system-param",
+        help="NAME=VALUE: a physical parameter of an ODE system (repeatable), e.g. "
+        "--system-param n=20 for lorenz96, --system-param L=44 for ks.",
     ),
     n_traj: int | None = typer.Option(
         None,
@@ -138,17 +146,18 @@ def simulate(
     inputs. fixed-charge-scattering: dynaforge's format, ragged positions (observation, then
     continuation), the hidden charges as static inputs, metadata 'observed_lengths'.
     """
-    from dynaforge.systems import get_system
+    from dynaforge.cli.common import parse_system_params
+    from dynaforge.systems import SYSTEMS, get_system
     from dynaforge.train import resolve_device
 
+    params = parse_system_params(system_params)
     if system not in ("advection", *PARTICLE_SYSTEMS):
-        try:
-            sys_obj = get_system(system)
-        except ValueError:
-            raise UsageError(
-                f"unknown system {system!r}; known systems: advection, charged-particles, "
-                "fixed-charge-scattering, lorenz63"
-            ) from None
+        if system not in SYSTEMS:
+            known = sorted({*SYSTEMS, "advection", *PARTICLE_SYSTEMS})
+            raise UsageError(f"unknown system {system!r}; known systems: {', '.join(known)}")
+        sys_obj = get_system(system, **params)  # an unknown parameter lists the known ones
+    elif params:
+        raise UsageError(f"--system-param applies to the ODE systems, not to {system}")
     check_output_file(output, overwrite=overwrite, suffixes=(".h5", ".hdf5"))
 
     def refuse(given: dict[str, object], owner: str) -> None:
@@ -382,7 +391,12 @@ def list_models() -> None:
 @app.command()
 @guard
 def benchmark(
-    task: str = typer.Argument("lorenz63", help=TASK_HELP),
+    task: str | None = typer.Argument(
+        None,
+        help="Task name (`dynaforge tasks` lists them), e.g. lorenz63, rossler, lorenz96 "
+        "[default: lorenz63; with --data, the system the file's metadata names, else "
+        "'chaotic' (an unnamed system)].",
+    ),
     models: str | None = typer.Option(
         None,
         "--models",
@@ -394,6 +408,26 @@ def benchmark(
         "--preset",
         help="The task's preset: for lorenz63 quick (≤ 5 min on 2 CPU cores) or full (the "
         "README's results).",
+    ),
+    system: str | None = typer.Option(
+        None,
+        "--system",
+        help="The system your --data come from: its equations give the 'rk4' baseline and its "
+        "Lyapunov time the unit of VPT. Leave it out for data of an unknown system: the "
+        "Lyapunov time is then estimated from the data.",
+    ),
+    system_params: list[str] | None = typer.Option(
+        None,
+        "--system-param",
+        help="NAME=VALUE: a physical parameter of the system (repeatable), e.g. "
+        "--system-param n=20 --system-param F=10 for lorenz96.",
+    ),
+    systems: str | None = typer.Option(
+        None,
+        "--systems",
+        help="Comma-separated systems, e.g. lorenz63,rossler,lorenz96,double-pendulum: run the "
+        "benchmark on each (in --out/<system>) and write a systems × models table of median "
+        "VPT with a figure (suite.csv, suite.md, suite.png, index.html).",
     ),
     dt: float | None = typer.Option(None, "--dt", help=DT_HELP),
     noise: float | None = typer.Option(None, "--noise", help=NOISE_HELP),
@@ -420,7 +454,7 @@ def benchmark(
         "a tuned best_config.yaml).",
     ),
     out: Path | None = typer.Option(
-        None, "--out", help="Run folder [default: runs/<task>-<preset>]."
+        None, "--out", help="Run folder [default: runs/<task>-<preset>, runs/suite-<preset>]."
     ),
     seed: int | None = typer.Option(
         None, "--seed", help="Task setting seed: the seed of the data (models keep their own)."
@@ -446,15 +480,13 @@ def benchmark(
     Prints a leaderboard ranked by the task's primary metric (for lorenz63 the median valid
     prediction time in Lyapunov times) and writes leaderboard.csv, metrics.json,
     predictions.npz, config.json, checkpoints/ and report.html with figures. Rerunning with the
-    same configuration and folder resumes training.
+    same configuration and folder resumes training (a suite resumes system by system).
     """
-    from dynaforge.benchmark import run_benchmark
-    from dynaforge.config import resolve_run_config
-    from dynaforge.report import build_report
-    from dynaforge.tasks import check_models, data_requirements
+    from dynaforge.cli.common import parse_system_params
 
     set_threads(threads)
     model_list = [m.strip() for m in models.split(",") if m.strip()] if models else None
+    params = parse_system_params(system_params)
     overrides = task_overrides(
         settings,
         dt=dt,
@@ -463,7 +495,60 @@ def benchmark(
         data=str(data) if data else None,
         data_dt=data_dt,
         seed=seed,
+        system_params=params or None,
     )
+    if systems is not None:
+        names = [n.strip() for n in systems.split(",") if n.strip()]
+        if task is not None or system is not None or data is not None:
+            raise UsageError(
+                "--systems runs a benchmark per named system; leave out TASK, --system and --data"
+            )
+        _benchmark_suite(names, preset, model_list, config, overrides, out, overwrite, progress)
+        return
+    task = _task_for(task, system, data, data_dt)
+    _benchmark_one(task, preset, model_list, config, overrides, out, overwrite, progress)
+
+
+def _task_for(task: str | None, system: str | None, data: Path | None,
+              data_dt: float | None) -> str:  # fmt: skip
+    """The task a benchmark runs: TASK, else --system, else the system a --data file's
+    metadata names (when registered), else ``chaotic`` for a file, else lorenz63."""
+    from dynaforge.tasks import TASKS
+
+    if system is not None:
+        if system not in TASKS or system == "chaotic":
+            from dynaforge.systems import get_system
+
+            get_system(system)  # an unknown name lists the known systems
+            raise UsageError(f"system {system!r} has no forecasting task (`dynaforge tasks`)")
+        if task is not None and task != system:
+            raise UsageError(f"TASK {task} and --system {system} disagree; give one of them")
+        return system
+    if task is not None:
+        return task
+    if data is None:
+        return "lorenz63"
+    from dynaforge.tasks.chaotic import task_for_file
+
+    return task_for_file(data, data_dt)
+
+
+def _benchmark_one(
+    task: str,
+    preset: str,
+    model_list: list[str] | None,
+    config: Path | None,
+    overrides: dict,
+    out: Path | None,
+    overwrite: bool,
+    progress: bool,
+) -> Path:
+    """One task's benchmark into ``out``; returns the run folder."""
+    from dynaforge.benchmark import run_benchmark
+    from dynaforge.config import resolve_run_config
+    from dynaforge.report import build_report
+    from dynaforge.tasks import check_models, data_requirements
+
     task_obj, resolved, cfg = resolve_run_config(
         task, preset, models=model_list, config=config, overrides=overrides
     )
@@ -507,6 +592,36 @@ def benchmark(
     report = build_report(out)
     print_leaderboard(out)
     console.print(f"report: {report}")
+    return out
+
+
+def _benchmark_suite(
+    names: list[str],
+    preset: str,
+    model_list: list[str] | None,
+    config: Path | None,
+    overrides: dict,
+    out: Path | None,
+    overwrite: bool,
+    progress: bool,
+) -> None:
+    """The benchmark on every system in ``names`` (each in ``out/<system>``), then the
+    systems × models table (:mod:`dynaforge.suite`)."""
+    from dynaforge.suite import check_suite_systems, write_suite
+
+    if config is not None:
+        raise UsageError("--config is made for one task; it does not apply to --systems")
+    check_suite_systems(names)
+    out = out or Path("runs") / f"suite-{preset}"
+    check_creatable_dir(out)
+    runs = {}
+    for name in names:
+        runs[name] = _benchmark_one(
+            name, preset, model_list, None, overrides, out / name, overwrite, progress
+        )
+    table = write_suite(out, runs, log=lambda msg: console.print(msg, highlight=False))
+    console.print(escape(table))
+    console.print(f"suite: {out / 'index.html'}")
 
 
 @app.command()

@@ -73,6 +73,14 @@ class RK4Baseline(AbstractForecaster):
         self.dt = dt
 
     def _fit(self, train: Trajectories, val: Trajectories | None = None) -> None:
+        meta = train.metadata
+        if (
+            self.parameters is None
+            and meta.get("system") == self.system
+            and isinstance(meta.get("parameters"), dict)
+        ):
+            # The data's own parameters (a file simulated away from the defaults).
+            self.parameters = dict(meta["parameters"])
         system = get_system(self.system, **(self.parameters or {}))
         if train.dim != system.dim:
             raise ValueError(

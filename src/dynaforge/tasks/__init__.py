@@ -90,6 +90,11 @@ from dynaforge.tasks.scattering import ParticleChargesTask, ParticleContinuation
 #: name → task; the one place a task name on the command line becomes an object.
 TASKS: dict[str, AbstractTask] = {
     "lorenz63": ChaoticForecastingTask("lorenz63"),
+    "rossler": ChaoticForecastingTask("rossler"),
+    "lorenz96": ChaoticForecastingTask("lorenz96"),
+    "henon-heiles": ChaoticForecastingTask("henon-heiles"),
+    "ks": ChaoticForecastingTask("ks"),
+    "chaotic": ChaoticForecastingTask(None),
     "advection": AdvectionTask(),
     "particles-5body": Particles5BodyTask(),
     "nbody-charged-3d": NBodyCharged3DTask(),

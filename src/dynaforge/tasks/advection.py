@@ -183,7 +183,7 @@ class AdvectionTask(AbstractForecastingTask):
     def requirements(self, cfg: AdvectionConfig) -> frozenset[str]:
         return frozenset({STATIC})
 
-    def model_params(self, model: str) -> dict[str, Any]:
+    def model_params(self, model: str, settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return {}
 
     # -- data -------------------------------------------------------------------------------

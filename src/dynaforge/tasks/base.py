@@ -219,9 +219,10 @@ class AbstractTask(ABC):
         the settings alone (the data may add more: :func:`data_requirements`)."""
         return frozenset()
 
-    def model_params(self, model: str) -> dict[str, Any]:
+    def model_params(self, model: str, settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Hyperparameters the task sets for ``model`` (e.g. the system of a baseline that
-        integrates its equations); the preset and the user override them."""
+        integrates its equations, with the task ``settings``' system parameters); the preset
+        and the user override them."""
         return {}
 
     # -- data -------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from dynaforge.data import (
+    Trajectories,
     autocorrelation,
     decorrelation_lag,
     read_trajectories,
@@ -40,7 +41,7 @@ from dynaforge.data import (
 from dynaforge.metrics import chaos
 from dynaforge.models.base import SYSTEM_EQUATIONS, AbstractForecaster, GradientTrained
 from dynaforge.simulate import simulate
-from dynaforge.systems import get_system
+from dynaforge.systems import SYSTEMS, AbstractSystem, get_system
 from dynaforge.tasks.base import MAXIMIZE, MINIMIZE, Column, Evaluation, Metric, check_data_file
 from dynaforge.tasks.forecasting import AbstractForecastingTask, ForecastData, ValidationSet
 
@@ -50,7 +51,10 @@ class ForecastingTaskConfig:
     """How the data of a forecasting benchmark is made.
 
     Attributes:
-        system: system name (ignored for the dynamics when ``data`` is given).
+        system: system name; None for a user's own data of an unnamed system (then the
+            Lyapunov time is estimated from the data and no "true equations" baseline runs).
+        system_params: the system's physical parameters where they differ from its defaults
+            (``--system-param n=20``); a file's metadata gives them when it names the system.
         dt: sampling interval (time units); the system's default when None.
         train_points: total training samples (trajectories × steps).
         train_trajectories: number of training trajectories the points are spread over.
@@ -68,7 +72,8 @@ class ForecastingTaskConfig:
         data_dt: sampling interval for an NPY file (which carries no time axis).
     """
 
-    system: str = "lorenz63"
+    system: str | None = "lorenz63"
+    system_params: dict[str, float] = dataclasses.field(default_factory=dict)
     dt: float | None = None
     train_points: int = 40_000
     train_trajectories: int = 20
@@ -95,6 +100,19 @@ class ForecastingTaskConfig:
                 and (not isinstance(value, (int, float)) or isinstance(value, bool))
             ):
                 raise ValueError(f"task setting {field.name} must be a number, got {value!r}")
+        if not isinstance(self.system_params, dict) or not all(
+            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
+            for k, v in self.system_params.items()
+        ):
+            raise ValueError(
+                "task setting system_params must map parameter names to numbers, got "
+                f"{self.system_params!r}"
+            )
+        if self.system is None and self.data is None:
+            raise ValueError(
+                "a forecasting task without a named system forecasts your own data: pass "
+                "--data FILE, or name a system (`dynaforge tasks` lists them)"
+            )
         if self.noise < 0 or not math.isfinite(self.noise):
             raise ValueError(f"noise must be a non-negative number, got {self.noise}")
         if self.dt is not None and not (math.isfinite(self.dt) and self.dt > 0):
@@ -174,14 +192,17 @@ def _steps_for(duration: float, dt: float) -> int:
 
 
 def build_forecasting_data(
-    cfg: ForecastingTaskConfig, *, progress: bool = False
+    cfg: ForecastingTaskConfig,
+    *,
+    progress: bool = False,
+    log: Callable[[str], None] | None = None,
 ) -> ForecastingData:
     """Simulate (or load and split) the data of a forecasting benchmark."""
     if cfg.data is not None:
-        return _from_file(cfg)
-    system = get_system(cfg.system)
+        return _from_file(cfg, log=log)
+    system = task_system(cfg)
     dt = cfg.dt if cfg.dt is not None else system.default_dt
-    time_scale = system.time_scale
+    time_scale, time_scale_source = natural_time_scale(system, log=log)
     horizon = _steps_for(cfg.horizon_lyapunov * time_scale, dt)
     climate_horizon = _steps_for(cfg.climate_lyapunov * time_scale, dt) if cfg.n_climate else 0
 
@@ -251,7 +272,9 @@ def build_forecasting_data(
             "parameters": system.parameters(),
             "dt": dt,
             "lyapunov_time": time_scale,
-            "truth": "DOP853 rtol=atol=1e-12",
+            "lyapunov_time_source": time_scale_source,
+            "lyapunov_time_estimated": False,
+            "truth": system.reference_solver,
             "train_data_solver": train.metadata.get("solver"),
             "train_points": train.n_trajectories * train.n_steps,
             "n_test": cfg.n_test,
@@ -264,29 +287,149 @@ def build_forecasting_data(
     )
 
 
-def _from_file(cfg: ForecastingTaskConfig) -> ForecastingData:
-    """A user's own data: split without overlap, score against the held-out data itself."""
+def task_system(cfg: ForecastingTaskConfig) -> AbstractSystem:
+    """The system the settings name, with their ``system_params``."""
+    if cfg.system is None:
+        raise ValueError("these settings name no system")
+    return get_system(cfg.system, **cfg.system_params)
+
+
+def natural_time_scale(system: AbstractSystem, *, log: Callable[[str], None] | None = None
+                       ) -> tuple[float, str]:  # fmt: skip
+    """``(Lyapunov time, where it comes from)``: the system's cited exponent at its cited
+    parameters, else the leading exponent computed from its equations
+    (:func:`dynaforge.lyapunov.leading_exponent`)."""
+    lam = system.lyapunov_exponent
+    if lam is not None and lam > 0:
+        return 1.0 / lam, f"cited: λ = {lam:g} ({system.citation})"
+    from dynaforge.lyapunov import leading_exponent
+
+    if log is not None:
+        log(
+            f"{system.name} at {system.parameters()} has no cited Lyapunov exponent: "
+            "computing it from the equations ..."
+        )
+    lam = leading_exponent(system)
+    if not lam > 0:
+        raise ValueError(
+            f"{system.name} at {system.parameters()} is not chaotic (leading Lyapunov "
+            f"exponent {lam:.3g} computed from its equations), so it has no Lyapunov time"
+        )
+    return 1.0 / lam, f"computed from the equations: λ = {lam:.4g}"
+
+
+#: One-step checks of a named system against a file: at most this many consecutive pairs.
+_EQUATION_CHECK_PAIRS = 2000
+
+
+def check_data_follows(system: AbstractSystem, traj: Trajectories, path: Path) -> None:
+    """Refuse a file whose states do not follow ``system``'s equations: one fine-step
+    integration over ``dt`` from each sample must land nearer the next sample than the sample
+    itself is (persistence). Catches a Rössler file run as Lorenz-63 before anything is
+    trained on a wrong premise; noise up to the data's own motion per step passes."""
+    x = traj.x[:, : min(traj.n_steps, _EQUATION_CHECK_PAIRS // traj.n_trajectories + 2)]
+    start, target = x[:, :-1].reshape(-1, traj.dim), x[:, 1:].reshape(-1, traj.dim)
+    substeps = max(1, math.ceil(traj.dt / system.reference_step - 1e-9))
+    with torch.no_grad(), np.errstate(all="ignore"):
+        stepped = system.integrate_fixed_step(
+            start.to(torch.float64), dt=traj.dt, steps=1, substeps=substeps
+        )[:, -1]
+    scale = traj.x.reshape(-1, traj.dim).std(dim=0).clamp_min(1e-300)
+    miss_equations = float(((stepped - target) / scale).pow(2).mean().sqrt())
+    miss_persistence = float(((start - target) / scale).pow(2).mean().sqrt())
+    if not miss_equations < miss_persistence:
+        raise ValueError(
+            f"{path} does not follow {system.name}'s equations at {system.parameters()}: one "
+            f"step of them from each sample misses the next sample by {miss_equations:.3g} σ "
+            f"(RMS), more than repeating the sample does ({miss_persistence:.3g} σ). Name the "
+            f"system the data come from (--system, `dynaforge tasks`), or none "
+            f"(`dynaforge benchmark --data {path}`) to estimate the time scale from the data"
+        )
+
+
+def task_for_file(path: str | Path, data_dt: float | None = None) -> str:
+    """The forecasting task for a user's file when no system is named: the system its
+    metadata names (a dynaforge HDF5 file records it) when that system has a task, else
+    ``chaotic`` (time scale estimated from the data). A file that cannot be read gives
+    ``chaotic``, whose data step then names the problem."""
+    from dynaforge.data._common import open_hdf5
+    from dynaforge.tasks import TASKS
+
+    path = Path(path)
+    if path.suffix.lower() not in (".h5", ".hdf5") or not path.is_file():
+        return "chaotic"
+    try:
+        import json
+
+        with open_hdf5(path) as f:
+            raw = f.attrs.get("metadata")
+            meta = json.loads(raw if isinstance(raw, str) else bytes(raw).decode())
+    except Exception:  # noqa: BLE001 - any unreadable metadata: no system named
+        return "chaotic"
+    name = meta.get("system") if isinstance(meta, dict) else None
+    task = TASKS.get(name) if isinstance(name, str) else None
+    if isinstance(task, ChaoticForecastingTask) and task.system == name:
+        return name
+    return "chaotic"
+
+
+def _test_windows(test: Trajectories, span: int, n: int) -> torch.Tensor:
+    """Up to ``n`` windows of ``span`` steps spread evenly over every test trajectory
+    ``(n, span, D)``. Windows may overlap (each starts from a different state, and nothing is
+    trained on the test part), so a short test part still gives enough forecasts for a
+    median."""
+    per_traj = max(1, math.ceil(n / test.n_trajectories))
+    starts = np.unique(np.linspace(0, test.n_steps - span, per_traj).round().astype(int))
+    windows = [test.x[i, s : s + span] for s in starts for i in range(test.n_trajectories)]
+    return torch.stack(windows[:n])
+
+
+def _from_file(cfg: ForecastingTaskConfig, *, log: Callable[[str], None] | None = None
+               ) -> ForecastingData:  # fmt: skip
+    """A user's own data: split without overlap, score against the held-out data itself.
+
+    The Lyapunov time is the named system's (``cfg.system``, with the file's parameters when
+    its metadata names the same system); with no system named it is estimated from the
+    training part (:func:`dynaforge.lyapunov.estimate_from_data`) and labelled so.
+    """
     path = Path(cfg.data)
     suffix = path.suffix.lower()
     kwargs = {"dt": cfg.data_dt} if suffix == ".npy" or (suffix == ".csv" and cfg.data_dt) else {}
     traj = read_trajectories(path, **kwargs)
+    what = f"task {cfg.system}" if cfg.system else "a forecasting task"
     # Forecasting a chaotic system's state from its past asks for equal-length trajectories of
     # vector states and nothing else; refused here, before any run folder exists.
     if traj.static is not None:
         raise ValueError(
-            f"{path} has static inputs {traj.static_shape}; task {cfg.system} forecasts the "
+            f"{path} has static inputs {traj.static_shape}; {what} forecasts the "
             "state from its past alone (a task with static inputs declares them)"
         )
     if traj.is_ragged:
         raise ValueError(
-            f"{path} holds trajectories of different lengths; task {cfg.system} needs "
+            f"{path} holds trajectories of different lengths; {what} needs "
             "equal-length trajectories (or one long one)"
         )
     if len(traj.state_shape) > 1:
         raise ValueError(
-            f"{path} has states shaped {traj.state_shape}; task {cfg.system} forecasts "
-            "vector states"
+            f"{path} has states shaped {traj.state_shape}; {what} forecasts vector states"
         )
+    system = None
+    if cfg.system is not None:
+        named = traj.metadata.get("system")
+        if named and named in SYSTEMS and named != cfg.system:
+            raise ValueError(
+                f"{path} says its data come from {named}, not {cfg.system}; run "
+                f"`dynaforge benchmark {named} --data {path}` (or leave the system out)"
+            )
+        params = dict(cfg.system_params)
+        if not params and named == cfg.system and isinstance(traj.metadata.get("parameters"), dict):
+            params = dict(traj.metadata["parameters"])
+        system = get_system(cfg.system, **params)
+        if traj.dim != system.dim:
+            raise ValueError(
+                f"data file {path} has {traj.dim} state columns ({', '.join(traj.state_names)}), "
+                f"but {system.name} has {system.dim} ({', '.join(system.state_names)})"
+            )
     if cfg.noise > 0:
         traj = traj.with_noise(cfg.noise, torch.Generator().manual_seed(cfg.seed * 3 + 4))
     try:
@@ -302,13 +445,32 @@ def _from_file(cfg: ForecastingTaskConfig) -> ForecastingData:
             f"too few points in {path} for train/validation/test parts: {exc}"
         ) from None
     dt = traj.dt
-    system_name = traj.metadata.get("system")
-    try:
-        time_scale = get_system(system_name).time_scale if system_name else None
-    except (ValueError, NotImplementedError):
-        time_scale = None
-    if time_scale is None:
-        time_scale = get_system(cfg.system).time_scale if cfg.system else 1.0
+    estimate = None
+    if system is not None:
+        time_scale, time_scale_source = natural_time_scale(system, log=log)
+    else:
+        from dynaforge.lyapunov import estimate_from_data
+
+        if log is not None:
+            log(f"no system named: estimating the Lyapunov exponent from {path.name} ...")
+        try:
+            estimate = estimate_from_data(train.x, dt)
+        except ValueError as exc:
+            raise ValueError(
+                f"cannot estimate a Lyapunov time from the training part of {path}: {exc}; "
+                "name the system the data come from (--system)"
+            ) from None
+        if estimate.lyapunov_time is None:
+            raise ValueError(
+                f"the training part of {path} shows no positive Lyapunov exponent "
+                f"(estimated λ = {estimate.value:.3g} ± {estimate.stderr:.2g}), so it has no "
+                "Lyapunov time to count VPT in; name the system (--system) if it is chaotic"
+            )
+        time_scale = estimate.lyapunov_time
+        time_scale_source = (
+            f"estimated from the training data: λ = {estimate.value:.4g} ± "
+            f"{estimate.stderr:.2g} ({estimate.description})"
+        )
     horizon = _steps_for(cfg.horizon_lyapunov * time_scale, dt)
     span = cfg.context_steps + horizon
     if test.n_steps < span:
@@ -319,11 +481,29 @@ def _from_file(cfg: ForecastingTaskConfig) -> ForecastingData:
                 f"trajectory, fewer than context_steps + 1 = {cfg.context_steps + 1}"
             )
         span = cfg.context_steps + horizon
-    # Test windows: non-overlapping spans from every test trajectory, up to n_test of them.
-    starts = range(0, test.n_steps - span + 1, max(1, span))
-    windows = [test.x[i, s : s + span] for i in range(test.n_trajectories) for s in starts]
-    windows = torch.stack(windows[: cfg.n_test])
+    if system is not None:  # after the checks of shape and size, which name plainer faults
+        check_data_follows(system, traj, path)
+    windows = _test_windows(test, span, cfg.n_test)
     scale = train.x.reshape(-1, traj.dim).std(dim=0)
+    info = {
+        "system": system.name if system is not None else "unknown",
+        "dt": dt,
+        "lyapunov_time": time_scale,
+        "lyapunov_time_source": time_scale_source,
+        "lyapunov_time_estimated": estimate is not None,
+        "truth": f"held-out part of {path.name}",
+        "train_points": train.n_trajectories * train.n_steps,
+        "n_test": int(windows.shape[0]),
+        "context_steps": cfg.context_steps,
+        "horizon_steps": horizon,
+        "n_climate": 0,
+        "noise": cfg.noise,
+        "data": str(path),
+    }
+    if system is not None:
+        info["parameters"] = system.parameters()
+    if estimate is not None:
+        info["lyapunov_estimate"] = estimate.to_dict()
     return ForecastingData(
         train=train,
         val=val,
@@ -334,19 +514,7 @@ def _from_file(cfg: ForecastingTaskConfig) -> ForecastingData:
         dt=dt,
         time_scale=time_scale,
         state_names=traj.state_names,
-        info={
-            "system": system_name or "unknown",
-            "dt": dt,
-            "lyapunov_time": time_scale,
-            "truth": f"held-out part of {path.name}",
-            "train_points": train.n_trajectories * train.n_steps,
-            "n_test": int(windows.shape[0]),
-            "context_steps": cfg.context_steps,
-            "horizon_steps": horizon,
-            "n_climate": 0,
-            "noise": cfg.noise,
-            "data": str(path),
-        },
+        info=info,
     )
 
 
@@ -385,8 +553,8 @@ def build_validation_forecasts(
 
     Simulated tasks draw fresh initial conditions from their own random stream (disjoint from
     the training, validation-trajectory and test streams) and integrate them with the
-    reference solver, as the test truth is. A user's file gives non-overlapping windows of its
-    validation part (fewer than ``n`` when it is short).
+    reference solver, as the test truth is. A user's file gives up to ``n`` windows spread
+    over its validation part, as the test windows are over the test part.
     """
     if n < 1:
         raise ValueError(f"the number of validation forecasts must be >= 1, got {n}")
@@ -402,12 +570,7 @@ def build_validation_forecasts(
         if val.n_steps < span:
             horizon = val.n_steps - cfg.context_steps
             span = val.n_steps
-        windows = [
-            val.x[i, s : s + span]
-            for i in range(val.n_trajectories)
-            for s in range(0, val.n_steps - span + 1, span)
-        ][:n]
-        windows = torch.stack(windows).to(torch.float64)
+        windows = _test_windows(val, span, n).to(torch.float64)
         truth = windows[:, cfg.context_steps :]
         return ValidationForecasts(
             context=windows[:, : cfg.context_steps],
@@ -417,7 +580,7 @@ def build_validation_forecasts(
             time_scale=data.time_scale,
             source=f"{windows.shape[0]} windows of the validation part of {Path(cfg.data).name}",
         )
-    system = get_system(cfg.system)
+    system = task_system(cfg)
     # A stream of its own: offset far from the 3·seed + k streams of the other splits.
     x0 = system.sample_initial_conditions(n, torch.Generator().manual_seed(1_000_003 + cfg.seed))
     truth_all = system.integrate_reference(x0, dt=data.dt, steps=cfg.context_steps - 1 + horizon)
@@ -510,7 +673,7 @@ EPS_DEFAULT = 0.4
 ON_ATTRACTOR_DISTANCE = 0.1
 
 LEADERBOARD_COLUMNS = (
-    "vpt_median", "vpt_q25", "vpt_q75", "vpt_0.3_median", "vpt_0.5_median", "one_step_nmse",
+    "vpt_median", "vpt_q25", "vpt_q75", "vpt_median_time", "vpt_0.3_median", "vpt_0.5_median", "one_step_nmse",
     "climate_distance", "on_attractor", "diverged_fraction", "train_time_s",
     "forecast_time_per_step_s", "n_parameters",
 )  # fmt: skip
@@ -518,12 +681,19 @@ LEADERBOARD_COLUMNS = (
 _LT = "Lyapunov times"
 
 
+def _time_cell(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, (int, float)) and math.isfinite(value) else "—"
+
+
 class ChaoticForecastingTask(AbstractForecastingTask):
     """Forecast a chaotic system from 200 steps of context; scored by valid prediction time.
 
     Args:
         system: a registered system name (its equations give the data, the reference truth
-            and the RK4 baseline; its Lyapunov time the unit of VPT).
+            and the RK4 baseline; its Lyapunov time the unit of VPT), or None for the task
+            ``chaotic``: a user's own data of an unnamed system, whose Lyapunov time is
+            estimated from the data, with no "true equations" baseline (its equations are
+            unknown) and SINDy's discovered equations as a baseline instead.
     """
 
     version = 1
@@ -547,13 +717,35 @@ class ChaoticForecastingTask(AbstractForecastingTask):
     leaderboard_columns = LEADERBOARD_COLUMNS
     extra_file_names = ("acf.npz",)
 
-    def __init__(self, system: str) -> None:
-        get_system(system)  # an unknown system fails at registration
+    def __init__(self, system: str | None) -> None:
         self.system = system
+        if system is None:
+            self.name = "chaotic"
+            self.description = (
+                "forecast your own data (--data FILE) of an unnamed chaotic system; valid "
+                "prediction time in the Lyapunov time estimated from the data"
+            )
+            self.provides = frozenset()
+            self.default_models = tuple(m for m in DEFAULT_MODELS if m != "rk4") + ("sindy",)
+            self.baselines = ("persistence", "sindy")
+            # The "discovered equations" baseline: SINDy fitted to the training part,
+            # integrated with RK4 (four steps per sample), in place of the unknown equations.
+            self.presets = {
+                name: {
+                    **preset,
+                    "models": {
+                        **{m: p for m, p in preset["models"].items() if m != "rk4"},
+                        "sindy": {},
+                    },
+                }
+                for name, preset in PRESETS.items()
+            }
+            return
+        system_obj = get_system(system)  # an unknown system fails at registration
         self.name = system
         self.description = (
             f"forecast {system} from its recent past; valid prediction time in Lyapunov times "
-            "against DOP853 truth"
+            f"against {system_obj.reference_solver} truth"
         )
 
     @property
@@ -576,6 +768,8 @@ class ChaoticForecastingTask(AbstractForecastingTask):
         return super().make_config({**settings, "system": self.system})
 
     def check_config(self, cfg: ForecastingTaskConfig) -> None:
+        if cfg.system is not None:
+            task_system(cfg)  # unknown or bad --system-param: named before any work
         if cfg.data is None:
             return
         data = Path(cfg.data)
@@ -594,20 +788,15 @@ class ChaoticForecastingTask(AbstractForecastingTask):
             return dataclasses.replace(cfg, n_climate=0)
         return cfg
 
-    def model_params(self, model: str) -> dict[str, Any]:
-        return {"system": self.system} if model == "rk4" else {}
+    def model_params(self, model: str, settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        if model != "rk4" or self.system is None:
+            return {}
+        params = dict((settings or {}).get("system_params") or {})
+        return {"system": self.system, **({"parameters": params} if params else {})}
 
     # -- data -------------------------------------------------------------------------------
     def build_data(self, cfg: ForecastingTaskConfig, *, progress: bool = False) -> ForecastingData:
-        data = build_forecasting_data(cfg, progress=progress)
-        system = get_system(self.system)
-        if cfg.data is not None and data.train.dim != system.dim:
-            raise ValueError(
-                f"data file {cfg.data} has {data.train.dim} state columns "
-                f"({', '.join(data.state_names)}), but {self.system} has {system.dim} "
-                f"({', '.join(system.state_names)})"
-            )
-        return data
+        return build_forecasting_data(cfg, progress=progress)
 
     def build_validation(
         self, cfg: ForecastingTaskConfig, data: ForecastingData, n: int
@@ -652,6 +841,9 @@ class ChaoticForecastingTask(AbstractForecastingTask):
             "climate_distance": climate,
             "on_attractor": (climate is not None and climate < ON_ATTRACTOR_DISTANCE),
             "diverged_fraction": chaos.diverged_fraction(nrmse),
+            # The Lyapunov time the VPTs are counted in (estimated for an unnamed system's
+            # data), so every VPT can also be read in the data's own time units.
+            "lyapunov_time": data.time_scale,
             # Time per forecast step of the whole test batch, divided by the batch: the cost of
             # one state of one forecast.
             "forecast_time_per_step_s": forecast_time / max(steps, 1),
@@ -672,6 +864,8 @@ class ChaoticForecastingTask(AbstractForecastingTask):
         main = vpt[str(EPS_DEFAULT)]
         return {
             "vpt_median": main["median"], "vpt_q25": main["q25"], "vpt_q75": main["q75"],
+            "vpt_median_time": (main["median"] * scores["lyapunov_time"]
+                                if scores.get("lyapunov_time") else None),
             "vpt_0.3_median": vpt["0.3"]["median"], "vpt_0.5_median": vpt["0.5"]["median"],
             "one_step_nmse": scores["one_step_nmse"],
             "climate_distance": scores["climate_distance"],
@@ -711,9 +905,21 @@ class ChaoticForecastingTask(AbstractForecastingTask):
         return f"{metric.label} over {n} validation forecasts"
 
     def data_message(self, cfg: ForecastingTaskConfig) -> str:
+        if cfg.system is None:
+            return (
+                f"reading {cfg.data} (no system named: its Lyapunov time is estimated from the "
+                "training part) ..."
+            )
+        system = task_system(cfg)
+        computed = (
+            ""
+            if system.lyapunov_exponent
+            else f"; {system.name} at these parameters has no cited Lyapunov exponent, so it "
+            "is computed from the equations"
+        )
         if cfg.data is None:
-            return "simulating data (reference truth: DOP853, rtol=atol=1e-12) ..."
-        return f"reading {cfg.data} ..."
+            return f"simulating data (reference truth: {system.reference_solver}{computed}) ..."
+        return f"reading {cfg.data}{computed} ..."
 
     def saturation_note(
         self, metric: Metric, values: Sequence[float], validation: ValidationForecasts
@@ -766,9 +972,12 @@ class ChaoticForecastingTask(AbstractForecastingTask):
 
     # -- tables and report ------------------------------------------------------------------
     def table_title(self, doc: Mapping[str, Any]) -> str:
+        task = doc["task"]
+        unit = "estimated Lyapunov times" if task.get("lyapunov_time_estimated") else _LT
+        lt = task.get("lyapunov_time")
+        lt_text = f"; 1 LT = {lt:.4g} time units" if isinstance(lt, (int, float)) else ""
         return (
-            f"{doc['task'].get('system')} — valid prediction time (Lyapunov times, "
-            f"ε = {EPS_DEFAULT:g})"
+            f"{task.get('system')} — valid prediction time ({unit}, ε = {EPS_DEFAULT:g}{lt_text})"
         )
 
     def table_columns(self) -> list[Column]:
@@ -781,6 +990,7 @@ class ChaoticForecastingTask(AbstractForecastingTask):
         return [
             Column("VPT median [IQR]",
                    lambda r: f"{r['vpt_median']:.2f} [{r['vpt_q25']:.2f}–{r['vpt_q75']:.2f}]"),
+            Column("VPT (time)", lambda r: _time_cell(r.get("vpt_median_time"))),
             Column("ε=0.3", lambda r: f"{r['vpt_0.3_median']:.2f}"),
             Column("ε=0.5", lambda r: f"{r['vpt_0.5_median']:.2f}"),
             Column("1-step nMSE", lambda r: f"{r['one_step_nmse']:.1e}"),

@@ -52,6 +52,7 @@ def html_columns() -> list[Column]:
     """The report's leaderboard columns (after #, model and kind)."""
     return [
         Column("VPT ε=0.4 | median [q25–q75]", _fmt_vpt),
+        Column("VPT (time units)", lambda r: _fmt(r.get("vpt_median_time"), ".3g")),
         Column("VPT ε=0.3 | median", lambda r: _fmt(r.get("vpt_0.3_median"), ".2f")),
         Column("VPT ε=0.5 | median", lambda r: _fmt(r.get("vpt_0.5_median"), ".2f")),
         Column("one-step nMSE", lambda r: _fmt(r.get("one_step_nmse"), ".2e")),
@@ -73,6 +74,7 @@ def summary(task: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], eps: flo
         f"system {task['system']}" if task.get("system") else None,
         f"dt = {_float(task.get('dt')):g}" if task.get("dt") is not None else None,
         f"one Lyapunov time = {_float(task.get('lyapunov_time')):.4g}"
+        + (" time units, estimated from the data" if task.get("lyapunov_time_estimated") else "")
         if task.get("lyapunov_time") is not None
         else None,
     ]
@@ -101,15 +103,23 @@ def summary(task: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], eps: flo
             + (f" ({best['kind']})" if best.get("kind") else "")
             + "."
         )
-    rk4 = next((r for r in rows if r["model"] == "rk4"), None)
-    if rk4 is not None and math.isfinite(_float(rk4.get("vpt_median"))):
-        rk4_vpt = _float(rk4.get("vpt_median"))
-        learned = [r for r in rows if r.get("kind") == "learned"]
-        beat = sum(1 for r in learned if _float(r.get("vpt_median")) > rk4_vpt)
+    # The equations baseline: the true ones (rk4), else the discovered ones (sindy) for data
+    # of an unnamed system.
+    for ref_name, ref_text in (("rk4", "the RK4 baseline"),
+                               ("sindy", "SINDy's discovered equations")):  # fmt: skip
+        ref = next((r for r in rows if r["model"] == ref_name), None)
+        if ref is None or not math.isfinite(_float(ref.get("vpt_median"))):
+            continue
+        ref_vpt = _float(ref.get("vpt_median"))
+        learned = [r for r in rows if r.get("kind") == "learned" and r["model"] != ref_name]
+        beat = sum(1 for r in learned if _float(r.get("vpt_median")) > ref_vpt)
         parts.append(
             f"{beat} of {len(learned)} learned model{'s' if len(learned) != 1 else ''} "
-            f"beat the RK4 baseline (median VPT {rk4_vpt:.2f})."
+            f"beat {ref_text} (median VPT {ref_vpt:.2f})."
         )
+        break
+    if task.get("lyapunov_time_source"):
+        parts.append(f"Lyapunov time: {task['lyapunov_time_source']}.")
     if task.get("truth"):
         parts.append(f"Truth: {task['truth']}.")
     if task.get("noise") is not None and _float(task.get("noise")) > 0:

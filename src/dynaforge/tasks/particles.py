@@ -312,7 +312,7 @@ class _ParticleTask(AbstractForecastingTask):
     def requirements(self, cfg: Any) -> frozenset[str]:
         return frozenset({STATIC, SHAPED_STATE})
 
-    def model_params(self, model: str) -> dict[str, Any]:
+    def model_params(self, model: str, settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
         if model == "charged-physics":  # the data's equations: k = 1, no walls, dt = 1e-3
             return {"k": 1.0, "box": None, "step": 1e-3}
         return {}

@@ -378,7 +378,7 @@ class ParticleChargesTask(AbstractEstimationTask):
     def requirements(self, cfg: ScatteringConfig) -> frozenset[str]:
         return frozenset({RAGGED})
 
-    def model_params(self, model: str) -> dict[str, Any]:
+    def model_params(self, model: str, settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
         # The system by name; its parameters come from the data's metadata (simulated or a
         # file), so a file made with other charge positions is inverted with its own.
         return {"system": SYSTEM} if model in PHYSICS_MODELS else {}
@@ -658,7 +658,7 @@ class ParticleContinuationTask(AbstractForecastingTask):
     def requirements(self, cfg: ContinuationConfig) -> frozenset[str]:
         return frozenset({RAGGED})
 
-    def model_params(self, model: str) -> dict[str, Any]:
+    def model_params(self, model: str, settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return {"system": SYSTEM} if model in PHYSICS_MODELS else {}
 
     def check_config(self, cfg: ContinuationConfig) -> None:
