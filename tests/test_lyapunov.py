@@ -175,7 +175,7 @@ SLOW_TO_CONVERGE = {
     ),
 }
 CITED = [
-    pytest.param(name, marks=pytest.mark.xfail(reason=SLOW_TO_CONVERGE[name], strict=False))
+    pytest.param(name, marks=pytest.mark.xfail(reason=SLOW_TO_CONVERGE[name], strict=True))
     if name in SLOW_TO_CONVERGE
     else name
     for name, cls in SYSTEMS.items()

@@ -85,7 +85,18 @@ def suite_table(runs: Mapping[str, Path]) -> dict[str, Any]:
                 "diverged_fraction": row.get("diverged_fraction"),
             }
         systems[system] = entry
-    return {"systems": systems, "models": models}
+    return {"systems": systems, "models": _column_order(models)}
+
+
+def _column_order(models: Sequence[str]) -> list[str]:
+    """The learned models in the presets' order, then any others, then the baselines."""
+    from dynaforge.tasks.chaotic import DEFAULT_MODELS
+
+    baselines = ("sindy", "rk4", "persistence")
+    order = {m: i for i, m in enumerate(DEFAULT_MODELS)}
+    learned = [m for m in models if m not in baselines]
+    learned.sort(key=lambda m: order.get(m, len(order)))
+    return learned + [m for m in baselines if m in models]
 
 
 def _horizon_lt(info: Mapping[str, Any]) -> float | None:

@@ -681,6 +681,22 @@ LEADERBOARD_COLUMNS = (
 _LT = "Lyapunov times"
 
 
+def _presets_with(
+    presets: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any] | None]
+) -> dict[str, Any]:
+    """``presets`` with each model's hyperparameters merged with ``overrides`` (None: drop)."""
+    out = {}
+    for name, preset in presets.items():
+        models = dict(preset["models"])
+        for model, params in overrides.items():
+            if params is None:
+                models.pop(model, None)
+            else:
+                models[model] = {**models.get(model, {}), **params}
+        out[name] = {**preset, "models": models}
+    return out
+
+
 def _time_cell(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, (int, float)) and math.isfinite(value) else "—"
 
@@ -694,6 +710,10 @@ class ChaoticForecastingTask(AbstractForecastingTask):
             ``chaotic``: a user's own data of an unnamed system, whose Lyapunov time is
             estimated from the data, with no "true equations" baseline (its equations are
             unknown) and SINDy's discovered equations as a baseline instead.
+        model_overrides: per-model hyperparameters this system's presets change (merged into
+            every preset; a model not in the presets is added), or None to leave a model out
+            (e.g. NG-RC's degree-4 monomials of 80 delayed Lorenz-96 states would be 2 million
+            features).
     """
 
     version = 1
@@ -717,7 +737,11 @@ class ChaoticForecastingTask(AbstractForecastingTask):
     leaderboard_columns = LEADERBOARD_COLUMNS
     extra_file_names = ("acf.npz",)
 
-    def __init__(self, system: str | None) -> None:
+    def __init__(
+        self,
+        system: str | None,
+        model_overrides: Mapping[str, Mapping[str, Any] | None] | None = None,
+    ) -> None:
         self.system = system
         if system is None:
             self.name = "chaotic"
@@ -742,6 +766,14 @@ class ChaoticForecastingTask(AbstractForecastingTask):
             }
             return
         system_obj = get_system(system)  # an unknown system fails at registration
+        if model_overrides:
+            self.presets = _presets_with(PRESETS, model_overrides)
+            self.default_models = tuple(
+                m
+                for m in (*DEFAULT_MODELS, *model_overrides)
+                if model_overrides.get(m, 0) is not None
+            )
+            self.default_models = tuple(dict.fromkeys(self.default_models))
         self.name = system
         self.description = (
             f"forecast {system} from its recent past; valid prediction time in Lyapunov times "
