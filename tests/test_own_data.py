@@ -179,3 +179,19 @@ def test_suite_of_systems_writes_one_table(lorenz_h5, tmp_path):
     assert f"**{scores['rk4']['vpt_median']:.2f}**" in markdown
     html = (out / "index.html").read_text()
     assert "lorenz63/report.html" in html and "figures/suite.png" in html
+
+
+def test_discover_needs_no_system_and_compares_only_with_a_named_one(rossler_csv, tmp_path):
+    free = invoke("discover", "--data", rossler_csv, "--out", tmp_path / "free", "--no-progress")
+    assert free.exit_code == 0, free.output
+    assert "z' = 0.200 - 5.700 z + 1.000 x z" in free.output
+    record = json.loads((tmp_path / "free" / "discovery.json").read_text())
+    assert not record.get("errors")  # no truth, so no coefficient errors
+    named = invoke("discover", "--data", rossler_csv, "--system", "rossler",
+                   "--out", tmp_path / "named", "--no-progress")  # fmt: skip
+    assert named.exit_code == 0, named.output
+    assert "5.69" in named.output and "%" in named.output  # the coefficient-error table
+    wrong = invoke("discover", "lorenz63", "--data", rossler_csv, "--out", tmp_path / "wrong")
+    assert_clean_error(wrong, "does not follow lorenz63's equations")
+    assert not (tmp_path / "wrong").exists()
+    assert_clean_error(invoke("discover"), "--data FILE")

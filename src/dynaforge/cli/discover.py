@@ -39,9 +39,14 @@ EMBEDDED_TARGETS = ("lorenz-embedded",)
 @app.command()
 @guard
 def discover(
-    target: str = typer.Argument(
-        ...,
-        help="lorenz63 (SINDy on the states; any system name) or lorenz-embedded (the SINDy autoencoder on the paper's 128-D signal).",
+    target: str | None = typer.Argument(
+        None,
+        help="A system name (SINDy on its states: lorenz63, rossler, ...) or lorenz-embedded (the SINDy autoencoder on the paper's 128-D signal). Leave it out with --data: the system the file's metadata names is the truth, else there is none to compare with.",
+    ),
+    system_name: str | None = typer.Option(
+        None,
+        "--system",
+        help="With --data: the system the data come from, whose equations are the truth the discovered coefficients are compared with (the same as naming it as TARGET).",
     ),
     noise: float | None = typer.Option(
         None,
@@ -113,6 +118,16 @@ def discover(
     the autoencoder also the latent attractor and the loss curves).
     """
     set_threads(threads)
+    if system_name is not None:
+        if target is not None and target != system_name:
+            raise UsageError(f"TARGET {target} and --system {system_name} disagree; give one")
+        target = system_name
+    if target is None:
+        if data is None:
+            raise UsageError(
+                "name a system (e.g. `dynaforge discover lorenz63`) or give your data (--data FILE)"
+            )
+        target = _system_of_file(data)
     embedded = target in EMBEDDED_TARGETS
     given = {
         name
@@ -152,7 +167,7 @@ def discover(
             f"`discover {target}` (SINDy options: {', '.join(sorted(sindy_only))}; "
             f"autoencoder options: {', '.join(sorted(ae_only))})"
         )
-    out = out or Path("runs") / f"discover-{target}"
+    out = out or Path("runs") / f"discover-{target or data.stem}"
     if embedded:
         _discover_autoencoder(
             target, noise, preset, seeds, epochs, device, seed, out, overwrite, progress
@@ -174,6 +189,15 @@ def discover(
             out,
             overwrite,
         )
+
+
+def _system_of_file(data: Path) -> str | None:
+    """The registered system a dynaforge HDF5 file's metadata names, else None."""
+    from dynaforge.systems import SYSTEMS
+    from dynaforge.tasks.chaotic import task_for_file
+
+    name = task_for_file(data)
+    return name if name in SYSTEMS else None
 
 
 def _prepare_run_folder(out: Path, resolved: dict, overwrite: bool) -> bool:
@@ -238,7 +262,7 @@ def _discover_sindy(
         true_coefficients,
     )
 
-    system = get_system(target)  # unknown names fail here
+    system = get_system(target) if target is not None else None  # unknown names fail here
     if noise is not None and not (noise >= 0 and noise == noise and noise != float("inf")):
         raise UsageError(f"--noise must be a finite number >= 0, got {noise}")
     if ensemble < 0:
@@ -271,7 +295,7 @@ def _discover_sindy(
     replace = _prepare_run_folder(out, resolved, overwrite)
 
     console.print(
-        f"[bold]dynaforge discover {target}[/] ({method}, {library}) → {escape(str(out))}"
+        f"[bold]dynaforge discover {target or data}[/] ({method}, {library}) → {escape(str(out))}"
     )
     clean, truth, note = None, None, None
     if data is None:
@@ -283,7 +307,9 @@ def _discover_sindy(
     else:
         kwargs = {"dt": data_dt} if data_dt is not None else {}
         train = read_trajectories(data, **kwargs)
-        if train.dim != system.dim:
+        if system is None:
+            note = "no system named: nothing to compare the discovered equations with"
+        elif train.dim != system.dim:
             raise UsageError(
                 f"data file {data} has {train.dim} state columns "
                 f"({', '.join(train.state_names)}), but {target} has {system.dim} "
@@ -291,8 +317,24 @@ def _discover_sindy(
             )
         meta_system = train.metadata.get("system")
         params = train.metadata.get("parameters") if meta_system == target else None
-        ref_system = get_system(target, **params) if isinstance(params, dict) else system
+        if system is not None:
+            from dynaforge.tasks.chaotic import check_data_follows
+
+            # A truth the data do not follow is no truth to score against (a Rössler file
+            # named lorenz63 would get a table of 120 % errors).
+            check_data_follows(
+                get_system(target, **params) if isinstance(params, dict) else system, train, data
+            )
+        ref_system = (
+            None
+            if system is None
+            else get_system(target, **params)
+            if isinstance(params, dict)
+            else system
+        )
         try:
+            if ref_system is None:
+                raise ValueError("no system named")
             lib = parse_library(library).fit(train.state_names)
             truth = true_coefficients(ref_system, lib)
             note = f"{target} at {_params_text(ref_system)}" + (

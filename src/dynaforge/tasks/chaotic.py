@@ -7,9 +7,14 @@ system is another entry, not new code.
 The data (:func:`build_forecasting_data`, a :class:`ForecastingData`): training and validation
 trajectories (what models may see), and test contexts with their truth (what they are scored
 on). Test initial conditions are drawn from their own random stream and integrated with the
-reference solver (DOP853 at 1e-12), never with the coarse RK4 a baseline uses. Noise, when
-asked for, is added to what a model sees (training data and test contexts), never to the truth
-it is scored against. A user's own file (``data=``) is split without overlap instead.
+reference solver (the system's ``integrate_reference``: DOP853 at 1e-12 for an ODE), never
+with the coarse fixed step a baseline uses. Noise, when asked for, is added to what a model sees
+(training data and test contexts), never to the truth it is scored against. A user's own file
+(``data=``) is split without overlap instead. A task that names a system runs a file only when
+its states follow that system's equations (:func:`check_data_follows`); the task ``chaotic``
+(``ChaoticForecastingTask(None)``) names none: its Lyapunov time is estimated from the training
+part (:func:`dynaforge.lyapunov.estimate_from_data`), it has no "true equations" baseline and
+runs SINDy's discovered equations instead.
 
 The scores: valid prediction time (VPT, the time until the per-dimension-σ normalised RMSE
 first exceeds ε, in Lyapunov times; ranked by its median at ε = 0.4, also at 0.3 and 0.5), the
@@ -21,6 +26,7 @@ Tuning maximises the median VPT over validation forecasts drawn from a stream of
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -359,8 +365,6 @@ def task_for_file(path: str | Path, data_dt: float | None = None) -> str:
     if path.suffix.lower() not in (".h5", ".hdf5") or not path.is_file():
         return "chaotic"
     try:
-        import json
-
         with open_hdf5(path) as f:
             raw = f.attrs.get("metadata")
             meta = json.loads(raw if isinstance(raw, str) else bytes(raw).decode())

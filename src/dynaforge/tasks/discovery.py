@@ -26,7 +26,7 @@ import torch
 
 from dynaforge.data import Trajectories
 from dynaforge.discovery.libraries import AbstractLibrary, parse_library
-from dynaforge.systems import AbstractSystem, Lorenz63, get_system
+from dynaforge.systems import AbstractSystem, Lorenz63, Rossler, get_system
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,8 +101,17 @@ def _lorenz63_rhs(
     return [s * (y - x), x * (r - z) - y, x * y - b * z]
 
 
+def _rossler_rhs(system: Rossler, x: sympy.Symbol, y: sympy.Symbol, z: sympy.Symbol
+                 ) -> list[sympy.Expr]:  # fmt: skip
+    a, b, c = (sympy.Float(v, 17) for v in (system.a, system.b, system.c))
+    return [-y - z, x + a * y, b + x * z - c * z]
+
+
 #: System class -> its right-hand side as sympy expressions in its state symbols.
-_SYMBOLIC_RHS: dict[type, Callable[..., list[sympy.Expr]]] = {Lorenz63: _lorenz63_rhs}
+_SYMBOLIC_RHS: dict[type, Callable[..., list[sympy.Expr]]] = {
+    Lorenz63: _lorenz63_rhs,
+    Rossler: _rossler_rhs,
+}
 
 
 def true_coefficients(system: AbstractSystem, library: AbstractLibrary) -> np.ndarray:
