@@ -42,6 +42,7 @@ TINY = {
     },
     "unet": {"init_features": 4, "unroll_step": 1, "context_length": 3, "train": TINY_TRAIN},
     "linear-spectral": {"lags": 2},
+    "local-ngrc": {"radius": 1},
 }
 
 #: Forecasters with a conformance suite of their own, and where: the PINN needs a static input

@@ -17,6 +17,7 @@ from dynaforge.models.estimators import MeanEstimator, RecurrentEstimator
 from dynaforge.models.fno import FNOForecaster, PeriodicFNOForecaster
 from dynaforge.models.gnn import GNNForecaster
 from dynaforge.models.learned_field import FieldContinuation
+from dynaforge.models.local import LocalNGRC
 from dynaforge.models.mlp import MLPForecaster
 from dynaforge.models.neural import AbstractNeuralForecaster
 from dynaforge.models.ngrc import NGRC
@@ -41,6 +42,7 @@ MODELS: dict[str, type[AbstractModel]] = {
     for cls in (
         EchoStateNetwork,
         NGRC,
+        LocalNGRC,
         LSTMForecaster,
         GRUForecaster,
         TransformerForecaster,
@@ -115,6 +117,7 @@ __all__ = [
     "LastStep",
     "LinearDynamics",
     "LinearSpectral",
+    "LocalNGRC",
     "MLPForecaster",
     "MeanEstimator",
     "NotFittedError",
