@@ -182,8 +182,11 @@ def test_sigkilled_worker_trial_is_failed_and_retried(storage, tmp_path, request
     os.kill(proc.pid, signal.SIGKILL)
     proc.join()
     killed = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))[0]
+    # On a fast machine the first trial may have finished within the 1.5 s and the second one
+    # been killed instead: what is left to run is the killed trial's retry plus what remained.
+    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     ran = run_worker(spec, 1)  # waits out the grace period, fails and retries the trial
-    assert ran >= 2
+    assert ran >= 2 - done
     trials = _load(spec).get_trials()
     by_state = {s: [t for t in trials if t.state.name == s] for s in ("COMPLETE", "FAIL")}
     assert len(by_state["COMPLETE"]) == 2 and len(by_state["FAIL"]) == 1
