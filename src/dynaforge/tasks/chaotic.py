@@ -685,20 +685,22 @@ LEADERBOARD_COLUMNS = (
 _LT = "Lyapunov times"
 
 
-def _presets_with(
-    presets: Mapping[str, Any], overrides: Mapping[str, Mapping[str, Any] | None]
-) -> dict[str, Any]:
-    """``presets`` with each model's hyperparameters merged with ``overrides`` (None: drop)."""
-    out = {}
-    for name, preset in presets.items():
+def _models_with(
+    overrides: Mapping[str, Mapping[str, Any] | None],
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """``(presets, default models)``: :data:`PRESETS` with each model's hyperparameters merged
+    with ``overrides`` (None: the model is dropped; a new model is added, run last)."""
+    presets = {}
+    for name, preset in PRESETS.items():
         models = dict(preset["models"])
         for model, params in overrides.items():
             if params is None:
                 models.pop(model, None)
             else:
                 models[model] = {**models.get(model, {}), **params}
-        out[name] = {**preset, "models": models}
-    return out
+        presets[name] = {**preset, "models": models}
+    chosen = (*DEFAULT_MODELS, *overrides)
+    return presets, tuple(m for m in dict.fromkeys(chosen) if overrides.get(m, {}) is not None)
 
 
 def _time_cell(value: Any) -> str:
@@ -758,26 +760,11 @@ class ChaoticForecastingTask(AbstractForecastingTask):
             self.baselines = ("persistence", "sindy")
             # The "discovered equations" baseline: SINDy fitted to the training part,
             # integrated with RK4 (four steps per sample), in place of the unknown equations.
-            self.presets = {
-                name: {
-                    **preset,
-                    "models": {
-                        **{m: p for m, p in preset["models"].items() if m != "rk4"},
-                        "sindy": {},
-                    },
-                }
-                for name, preset in PRESETS.items()
-            }
+            self.presets, self.default_models = _models_with({"rk4": None, "sindy": {}})
             return
         system_obj = get_system(system)  # an unknown system fails at registration
         if model_overrides:
-            self.presets = _presets_with(PRESETS, model_overrides)
-            self.default_models = tuple(
-                m
-                for m in (*DEFAULT_MODELS, *model_overrides)
-                if model_overrides.get(m, 0) is not None
-            )
-            self.default_models = tuple(dict.fromkeys(self.default_models))
+            self.presets, self.default_models = _models_with(model_overrides)
         self.name = system
         self.description = (
             f"forecast {system} from its recent past; valid prediction time in Lyapunov times "
