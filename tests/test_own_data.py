@@ -21,7 +21,7 @@ from dynaforge.simulate import simulate
 from dynaforge.suite import check_suite_systems, suite_markdown, suite_table
 from dynaforge.systems import Lorenz63
 from dynaforge.tasks import TASKS
-from dynaforge.tasks.chaotic import check_data_follows, task_for_file
+from dynaforge.tasks.chaotic_files import check_data_follows, task_for_file
 
 #: Tiny settings that still give a few test forecasts.
 TINY = ("--set", "n_test=6", "--set", "context_steps=20", "--set", "horizon_lyapunov=2",

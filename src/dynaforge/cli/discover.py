@@ -194,7 +194,7 @@ def discover(
 def _system_of_file(data: Path) -> str | None:
     """The registered system a dynaforge HDF5 file's metadata names, else None."""
     from dynaforge.systems import SYSTEMS
-    from dynaforge.tasks.chaotic import task_for_file
+    from dynaforge.tasks.chaotic_files import task_for_file
 
     name = task_for_file(data)
     return name if name in SYSTEMS else None
@@ -318,7 +318,7 @@ def _discover_sindy(
         meta_system = train.metadata.get("system")
         params = train.metadata.get("parameters") if meta_system == target else None
         if system is not None:
-            from dynaforge.tasks.chaotic import check_data_follows
+            from dynaforge.tasks.chaotic_files import check_data_follows
 
             # A truth the data do not follow is no truth to score against (a Rössler file
             # named lorenz63 would get a table of 120 % errors).

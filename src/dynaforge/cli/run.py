@@ -528,7 +528,7 @@ def _task_for(task: str | None, system: str | None, data: Path | None,
         return task
     if data is None:
         return "lorenz63"
-    from dynaforge.tasks.chaotic import task_for_file
+    from dynaforge.tasks.chaotic_files import task_for_file
 
     return task_for_file(data, data_dt)
 
