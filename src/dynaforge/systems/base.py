@@ -110,6 +110,22 @@ class AbstractSystem(ABC):
 
         return integrate_rk4(self.rhs, x0, dt=dt, steps=steps, substeps=substeps, progress=progress)
 
+    def _box_after_transient(
+        self, n: int, generator: torch.Generator, low: list[float], high: list[float], h: float
+    ) -> torch.Tensor:
+        """``n`` states drawn uniformly in the box ``[low, high]`` and advanced by RK4 at step
+        ``h`` over the class's ``transient`` (time units) onto the attractor: ``(n, dim)``."""
+        from dynaforge.integrate import integrate_rk4
+
+        if n < 1:
+            raise ValueError(f"need at least one initial condition, got n={n}")
+        box_low = torch.tensor(low, dtype=torch.float64)
+        box_high = torch.tensor(high, dtype=torch.float64)
+        u = torch.rand(n, len(low), generator=generator, dtype=torch.float64)
+        x0 = box_low + u * (box_high - box_low)
+        steps = round(self.transient / h)  # type: ignore[attr-defined]
+        return integrate_rk4(self.rhs, x0, dt=self.transient, steps=1, substeps=steps)[:, -1]  # type: ignore[attr-defined]
+
     @classmethod
     def parameter_names(cls) -> tuple[str, ...]:
         """Names of the physical parameters (the dataclass fields), for ``--system-param``."""

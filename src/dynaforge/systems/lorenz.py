@@ -8,7 +8,6 @@ from typing import ClassVar
 import torch
 from torch.autograd import forward_ad
 
-from dynaforge.integrate import integrate_rk4
 from dynaforge.systems.base import AbstractSystem
 
 
@@ -71,12 +70,5 @@ class Lorenz63(AbstractSystem):
 
     def sample_initial_conditions(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """Random states in a box around the attractor, advanced past the transient."""
-        if n < 1:
-            raise ValueError(f"need at least one initial condition, got n={n}")
-        box_low = torch.tensor([-20.0, -25.0, 5.0], dtype=torch.float64)
-        box_high = torch.tensor([20.0, 25.0, 45.0], dtype=torch.float64)
-        u = torch.rand(n, 3, generator=generator, dtype=torch.float64)
-        x0 = box_low + u * (box_high - box_low)
-        h = 0.01
-        steps = round(self.transient / h)
-        return integrate_rk4(self.rhs, x0, dt=self.transient, steps=1, substeps=steps)[:, -1]
+        return self._box_after_transient(n, generator, [-20.0, -25.0, 5.0], [20.0, 25.0, 45.0],
+                                         h=0.01)  # fmt: skip

@@ -12,7 +12,6 @@ from typing import ClassVar
 
 import torch
 
-from dynaforge.integrate import integrate_rk4
 from dynaforge.systems.base import AbstractSystem
 
 
@@ -70,14 +69,7 @@ class Rossler(AbstractSystem):
 
     def sample_initial_conditions(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """Random states in a box around the attractor's disc, advanced past the transient."""
-        if n < 1:
-            raise ValueError(f"need at least one initial condition, got n={n}")
         # The disc the attractor spirals in (|x|, |y| <~ 11, z small); starting with z large
         # and x > c can escape to infinity, so the box keeps z low.
-        box_low = torch.tensor([-10.0, -10.0, 0.0], dtype=torch.float64)
-        box_high = torch.tensor([10.0, 10.0, 1.0], dtype=torch.float64)
-        u = torch.rand(n, 3, generator=generator, dtype=torch.float64)
-        x0 = box_low + u * (box_high - box_low)
-        h = 0.02
-        steps = round(self.transient / h)
-        return integrate_rk4(self.rhs, x0, dt=self.transient, steps=1, substeps=steps)[:, -1]
+        return self._box_after_transient(n, generator, [-10.0, -10.0, 0.0], [10.0, 10.0, 1.0],
+                                         h=0.02)  # fmt: skip
