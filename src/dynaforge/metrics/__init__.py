@@ -4,7 +4,10 @@
   climate distance, divergence);
 - :mod:`.pde`: field forecasts in PDEBench's error family (RMSE, nRMSE, cRMSE, bRMSE, max
   error, fRMSE by frequency band), with proper means over samples and frames, and PDEBench's
-  own per-batch aggregation on request.
+  own per-batch aggregation on request;
+- :mod:`.probabilistic`: ensemble forecasts ``(S, B, H, *state)`` (CRPS, energy score, interval
+  coverage, spread–skill ratio, rank histograms; through ``scoringrules``), per lead time and
+  summarised.
 
 The chaos functions are also importable from here, as they were before the package existed.
 """
