@@ -43,6 +43,24 @@ TINY = {
     "unet": {"init_features": 4, "unroll_step": 1, "context_length": 3, "train": TINY_TRAIN},
     "linear-spectral": {"lags": 2},
     "local-ngrc": {"radius": 1},
+    # Probabilistic forecasters: forecast is the point forecast (the samples' mean); their
+    # samples have a suite of their own in tests/test_ensembles.py.
+    "esn-ensemble": {
+        "n_members": 2,
+        "context_noise": 0.05,
+        "reservoir_size": 60,
+        "density": 0.1,
+        "washout": 20,
+    },
+    "mlp-ensemble": {
+        "n_members": 2,
+        "hidden_size": 16,
+        "num_layers": 2,
+        "context_length": 3,
+        "train": TINY_TRAIN,
+    },
+    "perfect-model": {"perturbation": 0.01},
+    "climatology": {"max_states": 500},
 }
 
 #: Forecasters with a conformance suite of their own, and where: the PINN needs a static input

@@ -12,6 +12,13 @@ from dynaforge.models.baselines import Persistence, RK4Baseline
 from dynaforge.models.charges import ChargeLeastSquares, FieldLeastSquares
 from dynaforge.models.continuation import LastStep, PhysicsContinuation
 from dynaforge.models.egnn import EGNN2Forecaster, EGNNForecaster
+from dynaforge.models.ensembles import (
+    AbstractMemberEnsemble,
+    Climatology,
+    ESNEnsemble,
+    MLPEnsemble,
+    PerfectModelEnsemble,
+)
 from dynaforge.models.esn import EchoStateNetwork
 from dynaforge.models.estimators import MeanEstimator, RecurrentEstimator
 from dynaforge.models.fno import FNOForecaster, PeriodicFNOForecaster
@@ -29,6 +36,7 @@ from dynaforge.models.particle_baselines import (
 from dynaforge.models.particle_mlp import SeedMLP
 from dynaforge.models.pde_baselines import CoarseFiniteVolume, ExactShift
 from dynaforge.models.pinn import PINN
+from dynaforge.models.probabilistic import AbstractProbabilisticForecaster, forecast_samples
 from dynaforge.models.rnn import GRUForecaster, LSTMForecaster
 from dynaforge.models.sindy import SINDy
 from dynaforge.models.spectral import LinearSpectral
@@ -71,6 +79,11 @@ MODELS: dict[str, type[AbstractModel]] = {
         ChargedPhysics,
         SeedMLP,
         FieldContinuation,
+        # Probabilistic forecasters (forecast_samples): ensembles and reference distributions.
+        ESNEnsemble,
+        MLPEnsemble,
+        PerfectModelEnsemble,
+        Climatology,
     )
 }
 
@@ -98,14 +111,18 @@ __all__ = [
     "PINN",
     "AbstractEstimator",
     "AbstractForecaster",
+    "AbstractMemberEnsemble",
     "AbstractModel",
     "AbstractNeuralForecaster",
+    "AbstractProbabilisticForecaster",
     "ChargeLeastSquares",
     "ChargedPhysics",
+    "Climatology",
     "CoarseFiniteVolume",
     "ConstantVelocity",
     "EGNN2Forecaster",
     "EGNNForecaster",
+    "ESNEnsemble",
     "EchoStateNetwork",
     "ExactShift",
     "FNOForecaster",
@@ -118,9 +135,11 @@ __all__ = [
     "LinearDynamics",
     "LinearSpectral",
     "LocalNGRC",
+    "MLPEnsemble",
     "MLPForecaster",
     "MeanEstimator",
     "NotFittedError",
+    "PerfectModelEnsemble",
     "PeriodicFNOForecaster",
     "Persistence",
     "PhysicsContinuation",
@@ -131,5 +150,6 @@ __all__ = [
     "TransformerForecaster",
     "UNetForecaster",
     "create_model",
+    "forecast_samples",
     "get_model_class",
 ]

@@ -1,0 +1,440 @@
+"""Probabilistic baselines: ensembles of point forecasters, the perfect model, climatology.
+
+Each is an :class:`~dynaforge.models.probabilistic.AbstractProbabilisticForecaster`
+(``forecast_samples(context, horizon, n_samples)`` → ``(S, B, H, *state)``):
+
+- ``esn-ensemble``: ``n_members`` echo state networks (:class:`~dynaforge.models.esn.
+  EchoStateNetwork`) whose reservoirs are drawn with seeds ``seed, seed + 1, ...``;
+- ``mlp-ensemble``: ``n_members`` MLP forecasters (:class:`~dynaforge.models.mlp.MLPForecaster`)
+  trained through the shared training loop with training seeds ``train.seed + k`` (parameter
+  initialisation and batch order); another neural model's ensemble is one small subclass of
+  :class:`AbstractMemberEnsemble`;
+- ``perfect-model``: the true equations integrated from the last context state plus Gaussian
+  perturbations of ``perturbation`` times each state's standard deviation (the classical
+  perfect-model ensemble, a reference no learned model can be expected to beat when the
+  perturbation matches the observation noise);
+- ``climatology``: states drawn at random from the training data, whatever the context.
+
+How an ensemble of members makes ``S`` samples: sample ``s`` is member ``s mod K`` (the
+samples cycle over the members, so every member gives ``S/K`` of them when ``K`` divides
+``S``). Each sample also sees the context with fresh Gaussian noise of ``context_noise`` times
+each state's standard deviation added (the "perturbed observations" of ensemble data
+assimilation). Why: a context observed with noise of that size is one of many contexts the
+truth could have produced, and a member driven by one of them gives one plausible forecast;
+without it the ensemble's only spread is the members' disagreement, which on noisy data
+underestimates the uncertainty of the starting state, and samples beyond the ``K``-th would
+repeat members exactly. The forecasting tasks with observation noise set ``context_noise`` to
+their noise level; with ``context_noise = 0`` the ``K`` members are the ensemble (samples
+repeat) and :meth:`forecast` is the members' mean.
+
+Standard deviations are measured on the training data and, where its metadata says it was
+observed with noise of relative size ``p`` (``metadata["noise"]``), divided by
+``sqrt(1 + p²)``: the std of the clean states, which is what the noise level is relative to.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from abc import abstractmethod
+from typing import Any, ClassVar
+
+import torch
+
+from dynaforge.data import Trajectories
+from dynaforge.models.base import (
+    RAGGED,
+    SHAPED_STATE,
+    STATIC,
+    SYSTEM_EQUATIONS,
+    AbstractForecaster,
+)
+from dynaforge.models.esn import EchoStateNetwork
+from dynaforge.models.mlp import MLPForecaster
+from dynaforge.models.probabilistic import AbstractProbabilisticForecaster
+from dynaforge.systems import get_system
+from dynaforge.train import TrainConfig, as_train_config
+
+
+def clean_state_std(train: Trajectories) -> torch.Tensor:
+    """``(D,)`` std of each flattened state component of ``train``, corrected for the noise
+    its metadata records (see the module docstring)."""
+    std = train.valid_states().reshape(-1, train.dim).std(dim=0).to(torch.float64)
+    level = train.metadata.get("noise") or 0.0
+    if isinstance(level, (int, float)) and not isinstance(level, bool) and level > 0:
+        std = std / math.sqrt(1.0 + float(level) ** 2)
+    return std
+
+
+def _check_level(name: str, value: Any) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+class AbstractMemberEnsemble(AbstractProbabilisticForecaster):
+    """``n_members`` point forecasters of one kind, differing only by their seed; samples cycle
+    over the members and each sees the context with its own noise (module docstring).
+
+    Subclasses set ``member_class`` and implement :meth:`_member` (member ``k``, unfitted).
+    Fitted attributes: ``members_`` (the fitted members), ``std_`` ``(D,)`` (the clean state
+    std the context noise is relative to).
+    """
+
+    member_class: ClassVar[type[AbstractForecaster]]
+    n_members: int
+    context_noise: float
+
+    def _check_ensemble_params(self) -> None:
+        if isinstance(self.n_members, bool) or not isinstance(self.n_members, int):
+            raise ValueError(f"n_members must be an integer >= 1, got {self.n_members!r}")
+        if self.n_members < 1:
+            raise ValueError(f"n_members must be >= 1, got {self.n_members}")
+        _check_level("context_noise", self.context_noise)
+
+    @abstractmethod
+    def _member(self, k: int) -> AbstractForecaster:
+        """Member ``k`` (``0 <= k < n_members``), unfitted, with its own seed."""
+
+    def _fit(self, train: Trajectories, val: Trajectories | None = None) -> None:
+        self._check_ensemble_params()
+        self.std_ = clean_state_std(train)
+        self.members_ = [self._member(k).fit(train, val) for k in range(self.n_members)]
+
+    @property
+    def min_context(self) -> int:
+        return self._member(0).min_context
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(m.n_parameters for m in self.members_) if self.is_fitted else 0
+
+    def _forecast_samples(
+        self,
+        context: torch.Tensor,
+        horizon: int,
+        n_samples: int,
+        static: torch.Tensor | None,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        batch, length, dim = context.shape
+        # One draw for all samples, in sample order: the same seed gives the same noise on
+        # sample s whatever the number of members.
+        noise = (
+            torch.randn((n_samples, batch, length, dim), generator=generator, dtype=torch.float64)
+            * (self.context_noise * self.std_)
+            if self.context_noise > 0
+            else None
+        )
+        out = torch.empty((n_samples, batch, horizon, dim), dtype=torch.float64)
+        for k, member in enumerate(self.members_):
+            index = torch.arange(k, n_samples, self.n_members)
+            if index.numel() == 0:
+                continue
+            ctx = context.expand(index.numel(), -1, -1, -1)
+            if noise is not None:
+                ctx = ctx + noise[index]
+            stat = None if static is None else static.repeat(index.numel(), 1)
+            pred = member._forecast(ctx.reshape(-1, length, dim), horizon, stat)
+            out[index] = pred.to(torch.float64).reshape(index.numel(), batch, horizon, dim)
+        return out
+
+    def _forecast(
+        self, context: torch.Tensor, horizon: int, static: torch.Tensor | None
+    ) -> torch.Tensor:
+        if self.context_noise > 0:
+            return super()._forecast(context, horizon, static)
+        # No context noise: the ensemble is its K members, and their mean is exact.
+        preds = [m._forecast(context, horizon, static).to(torch.float64) for m in self.members_]
+        return torch.stack(preds).mean(dim=0)
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "dim": self.dim_,
+            "std": self.std_,
+            "members": [m._state() for m in self.members_],
+        }
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self._check_ensemble_params()
+        self.dim_ = state["dim"]
+        self.std_ = state["std"]
+        if len(state["members"]) != self.n_members:
+            raise ValueError(
+                f"the state holds {len(state['members'])} members, n_members is {self.n_members}"
+            )
+        self.members_ = []
+        for k, member_state in enumerate(state["members"]):
+            member = self._member(k)
+            member._set_state(member_state)
+            # A member is scored only through the ensemble, on flattened states.
+            member.state_shape_, member.static_shape_ = (self.dim_,), None
+            member.dim_ = self.dim_
+            member.fitted_ = True
+            self.members_.append(member)
+
+
+class ESNEnsemble(AbstractMemberEnsemble):
+    """An ensemble of echo state networks with reservoirs drawn from different seeds.
+
+    Args:
+        n_members: ``K`` reservoirs, seeded ``seed, seed + 1, ..., seed + K - 1``.
+        context_noise: std of the noise each sample adds to its context, relative to each
+            state's std (module docstring; the noisy-observation task sets its noise level).
+        reservoir_size, spectral_radius, density, leak_rate, input_scaling, input_bias, ridge,
+        washout, quadratic_features, seed: every member's
+            :class:`~dynaforge.models.esn.EchoStateNetwork` hyperparameters (its seed offset by
+            the member's index). The ridge default is raised from the ESN's 1e-13 (clean data)
+            to 1e-6: on noisy data a near-unregularised readout fits the noise and diverges.
+    """
+
+    name = "esn-ensemble"
+    member_class = EchoStateNetwork
+    capabilities = EchoStateNetwork.capabilities
+
+    def __init__(
+        self,
+        *,
+        n_members: int = 5,
+        context_noise: float = 0.0,
+        reservoir_size: int = 1000,
+        spectral_radius: float = 0.9,
+        density: float = 0.003,
+        leak_rate: float = 1.0,
+        input_scaling: float = 0.2,
+        input_bias: float = 0.5,
+        ridge: float = 1e-6,
+        washout: int = 100,
+        quadratic_features: bool = True,
+        seed: int = 0,
+    ) -> None:
+        self.n_members = n_members
+        self.context_noise = context_noise
+        self.reservoir_size = reservoir_size
+        self.spectral_radius = spectral_radius
+        self.density = density
+        self.leak_rate = leak_rate
+        self.input_scaling = input_scaling
+        self.input_bias = input_bias
+        self.ridge = ridge
+        self.washout = washout
+        self.quadratic_features = quadratic_features
+        self.seed = seed
+
+    def _member(self, k: int) -> EchoStateNetwork:
+        params = self.get_params()
+        for own in ("n_members", "context_noise"):
+            params.pop(own)
+        params["seed"] = self.seed + k
+        return EchoStateNetwork(**params)
+
+
+class MLPEnsemble(AbstractMemberEnsemble):
+    """An ensemble of MLP forecasters trained with different seeds.
+
+    Args:
+        n_members: ``K`` networks; member ``k`` trains with ``train.seed + k``.
+        context_noise: as for :class:`ESNEnsemble`.
+        hidden_size, num_layers, context_length, train: every member's
+            :class:`~dynaforge.models.mlp.MLPForecaster` hyperparameters.
+
+    Each member is fitted on its own through the shared training loop (its own early stopping
+    on the validation data); the ensemble itself is not
+    :class:`~dynaforge.models.base.GradientTrained` (it has ``K`` networks, not one), so a
+    benchmark times its whole fit and tuning does not prune it by epoch.
+    """
+
+    name = "mlp-ensemble"
+    member_class = MLPForecaster
+    capabilities = frozenset({STATIC, RAGGED, SHAPED_STATE})
+
+    def __init__(
+        self,
+        *,
+        n_members: int = 5,
+        context_noise: float = 0.0,
+        hidden_size: int = 256,
+        num_layers: int = 3,
+        context_length: int = 4,
+        train: TrainConfig | dict | None = None,
+    ) -> None:
+        self.n_members = n_members
+        self.context_noise = context_noise
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.context_length = context_length
+        self.train = as_train_config(train)
+
+    def get_params(self) -> dict[str, Any]:
+        params = super().get_params()
+        params["train"] = dataclasses.asdict(self.train)
+        return params
+
+    def _member(self, k: int) -> MLPForecaster:
+        train = dataclasses.replace(self.train, seed=self.train.seed + k)
+        return MLPForecaster(
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+            context_length=self.context_length,
+            train=train,
+        )
+
+    @property
+    def training_history(self) -> dict[str, list[float]] | None:
+        """Member 0's per-epoch losses (the others' are in their own states)."""
+        if not self.is_fitted:
+            return None
+        return self.members_[0].training_history
+
+
+class PerfectModelEnsemble(AbstractProbabilisticForecaster):
+    """The true equations from perturbed initial states: the classical perfect-model ensemble.
+
+    Every sample starts from the last context state plus Gaussian noise of ``perturbation``
+    times each state's std (the task sets it to its observation-noise level: then the starts
+    are spread as the truth is around the observed state) and is integrated with the system's
+    fixed-step solver (RK4 for an ODE) at ``substeps`` steps per data interval.
+
+    Args:
+        system: registry name of the system whose equations are used.
+        parameters: its physical parameters (the training data's own when they name the same
+            system, else the system's defaults).
+        perturbation: std of the initial perturbations relative to each state's std (>= 0).
+        substeps: solver steps per data interval (4: RK4 at dt/4, far more accurate than the
+            spread it carries; the ``rk4`` baseline's 1 step is the coarse point forecaster).
+        dt: data sampling interval; the training data's when None.
+    """
+
+    name = "perfect-model"
+    kind = "baseline"
+    capabilities = frozenset({RAGGED})
+    needs = frozenset({SYSTEM_EQUATIONS})
+
+    def __init__(
+        self,
+        *,
+        system: str = "lorenz63",
+        parameters: dict[str, float] | None = None,
+        perturbation: float = 0.05,
+        substeps: int = 4,
+        dt: float | None = None,
+    ) -> None:
+        self.system = system
+        self.parameters = parameters
+        self.perturbation = perturbation
+        self.substeps = substeps
+        self.dt = dt
+
+    def _fit(self, train: Trajectories, val: Trajectories | None = None) -> None:
+        _check_level("perturbation", self.perturbation)
+        if isinstance(self.substeps, bool) or not isinstance(self.substeps, int):
+            raise ValueError(f"substeps must be an integer >= 1, got {self.substeps!r}")
+        if self.substeps < 1:
+            raise ValueError(f"substeps must be >= 1, got {self.substeps}")
+        meta = train.metadata
+        if (
+            self.parameters is None
+            and meta.get("system") == self.system
+            and isinstance(meta.get("parameters"), dict)
+        ):
+            self.parameters = dict(meta["parameters"])
+        system = get_system(self.system, **(self.parameters or {}))
+        if train.dim != system.dim:
+            raise ValueError(
+                f"perfect-model for {self.system} needs {system.dim}-dimensional data, got "
+                f"{train.dim}"
+            )
+        if self.dt is None:
+            self.dt = train.dt
+        self.std_ = clean_state_std(train)
+
+    def _forecast_samples(
+        self,
+        context: torch.Tensor,
+        horizon: int,
+        n_samples: int,
+        static: torch.Tensor | None,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        batch, _, dim = context.shape
+        start = context[:, -1].expand(n_samples, -1, -1)
+        if self.perturbation > 0:
+            eps = torch.randn((n_samples, batch, dim), generator=generator, dtype=torch.float64)
+            start = start + eps * (self.perturbation * self.std_)
+        system = get_system(self.system, **(self.parameters or {}))
+        with torch.no_grad():
+            path = system.integrate_fixed_step(
+                start.reshape(-1, dim), dt=self.dt, steps=horizon, substeps=self.substeps
+            )
+        return path[:, 1:].reshape(n_samples, batch, horizon, dim)
+
+    def _state(self) -> dict[str, Any]:
+        return {"dim": self.dim_, "std": self.std_}
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self.dim_ = state["dim"]
+        self.std_ = state["std"]
+
+
+class Climatology(AbstractProbabilisticForecaster):
+    """Samples are training states drawn at random, independently at every lead time and
+    whatever the context: the forecast of someone who knows the attractor but not where on it
+    the system is. Any skill a model has is skill over this.
+
+    Args:
+        max_states: training states kept (an evenly random subset when there are more).
+        seed: seeds that subset.
+
+    The point forecast (:meth:`forecast`) is the kept states' mean, the exact mean of the
+    distribution the samples come from.
+    """
+
+    name = "climatology"
+    kind = "baseline"
+    capabilities = frozenset({SHAPED_STATE, RAGGED})
+
+    def __init__(self, *, max_states: int = 20_000, seed: int = 0) -> None:
+        self.max_states = max_states
+        self.seed = seed
+
+    def _fit(self, train: Trajectories, val: Trajectories | None = None) -> None:
+        if isinstance(self.max_states, bool) or not isinstance(self.max_states, int):
+            raise ValueError(f"max_states must be an integer >= 1, got {self.max_states!r}")
+        if self.max_states < 1:
+            raise ValueError(f"max_states must be >= 1, got {self.max_states}")
+        states = train.valid_states().reshape(-1, train.dim).to(torch.float64)
+        if states.shape[0] > self.max_states:
+            gen = torch.Generator().manual_seed(self.seed)
+            keep = torch.randperm(states.shape[0], generator=gen)[: self.max_states]
+            states = states[keep.sort().values]
+        self.states_ = states.clone()
+
+    def _forecast_samples(
+        self,
+        context: torch.Tensor,
+        horizon: int,
+        n_samples: int,
+        static: torch.Tensor | None,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        index = torch.randint(
+            self.states_.shape[0], (n_samples, context.shape[0], horizon), generator=generator
+        )
+        return self.states_[index]
+
+    def _forecast(
+        self, context: torch.Tensor, horizon: int, static: torch.Tensor | None
+    ) -> torch.Tensor:
+        mean = self.states_.mean(dim=0)
+        return mean.expand(context.shape[0], horizon, -1).clone()
+
+    def _state(self) -> dict[str, Any]:
+        return {"dim": self.dim_, "states": self.states_}
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self.dim_ = state["dim"]
+        self.states_ = state["states"]
