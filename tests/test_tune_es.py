@@ -12,9 +12,13 @@ from optuna.trial import TrialState
 from dynaforge.tune.es import (
     EPS_ATTR,
     MEAN_ATTR,
+    ROLE_ATTR,
+    SIGMA_ATTR,
     UPDATES_ATTR,
     EvolutionStrategySampler,
+    _fitness_order,
     centered_rank_weights,
+    csa_constants,
     es_mean,
     es_trials,
 )
@@ -187,28 +191,56 @@ def test_recomputed_mean_equals_incremental_updates():
     assert n == updates == 7 and np.allclose(recomputed, m)
 
 
-def test_asynchronous_trials_and_failures():
+def test_asynchronous_trials_failures_and_pruning():
     sampler = EvolutionStrategySampler(SPACE, population=2, seed=0)
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    running = [study.ask() for _ in range(3)]
+    running = [study.ask() for _ in range(4)]
     for t in running:
         toy(t)
-    # nothing finished yet: all three start from the initial mean
-    assert all(study.trials[i].system_attrs[UPDATES_ATTR] == 0 for i in range(3))
+    # nothing finished yet: all four start from the initial mean
+    assert all(study.trials[i].system_attrs[UPDATES_ATTR] == 0 for i in range(4))
     study.tell(running[2], -0.5)
-    study.tell(running[0], state=TrialState.FAIL)
-    study.tell(running[1], state=TrialState.PRUNED)
-    t3 = study.ask()
-    toy(t3)
-    assert study.trials[3].system_attrs[UPDATES_ATTR] == 0  # one COMPLETE trial: no chunk yet
-    study.tell(t3, -0.1)
+    study.tell(running[0], state=TrialState.FAIL)  # failed: no information, left out
     t4 = study.ask()
     toy(t4)
-    assert study.trials[4].system_attrs[UPDATES_ATTR] == 1
-    # completion order, not trial number, forms the chunk: trials 2 then 3
-    assert [t.number for t in es_trials(study.trials, 3)] == [2, 3]
+    assert study.trials[4].system_attrs[UPDATES_ATTR] == 0  # one finished trial: no chunk yet
+    running[1].report(-0.3, 0)
+    study.tell(running[1], state=TrialState.PRUNED)  # pruned: counts, below every completed
+    t5 = study.ask()
+    toy(t5)
+    assert study.trials[5].system_attrs[UPDATES_ATTR] == 1
+    # completion order, not trial number, forms the chunk: trials 2 then 1
+    assert [t.number for t in es_trials(study.trials, 3)] == [2, 1]
     m, n = es_mean(study.trials, SPACE, **es_kwargs(sampler))
-    assert n == 1 and np.allclose(study.trials[4].system_attrs[MEAN_ATTR], m)
+    assert n == 1 and np.allclose(study.trials[5].system_attrs[MEAN_ATTR], m)
+    # the pruned trial ranks last although its reported value beat the completed one's
+    eps = {t.number: np.array(t.system_attrs[EPS_ATTR]) for t in study.trials[1:3]}
+    step = sampler.sigma * 0.5 * (eps[2] - eps[1])  # weights +1/2, -1/2
+    assert np.allclose(m, np.clip(sampler.m0 + step, 0, 1))
+
+
+def test_pruned_trials_rank_by_how_far_they_got():
+    def frozen(state, value=None, steps=None):
+        return optuna.trial.create_trial(
+            state=state,
+            value=value,
+            params={},
+            distributions={},
+            intermediate_values=steps or {},
+        )
+
+    chunk = [
+        frozen(TrialState.PRUNED, steps={0: 1.0, 1: 5.0}),  # got to epoch 1
+        frozen(TrialState.COMPLETE, value=-3.0),
+        frozen(TrialState.PRUNED, steps={0: 9.0}),  # epoch 0 only
+        frozen(TrialState.COMPLETE, value=-1.0),
+        frozen(TrialState.PRUNED, steps={0: 2.0}),
+    ]
+    scores = _fitness_order(chunk, maximize=True)
+    # completed by value, then pruned by epochs reached, then by last value
+    assert list(np.argsort(-scores)) == [3, 1, 0, 2, 4]
+    minimize = _fitness_order(chunk, maximize=False)
+    assert list(np.argsort(-minimize)) == [1, 3, 0, 4, 2]
 
 
 def test_enqueued_and_outside_parameters():
@@ -259,3 +291,105 @@ def test_two_handles_share_one_journal(tmp_path):
     last = handles[0].ask()
     toy(last)
     assert np.allclose(handles[0].trials[-1].system_attrs[MEAN_ATTR], m)
+
+
+# -- step-size adaptation and the mean's own fitness -------------------------------------------
+def sphere(target):
+    """-||u - target||^2 (maximise), on the unit-cube point the trial suggests."""
+
+    def objective(trial: optuna.Trial) -> float:
+        u = SPACE.to_unit(SPACE.suggest(trial))
+        return -float(((u - target) ** 2).sum())
+
+    return objective
+
+
+def adapted_run(n_trials: int, *, sigma: float, x0=None, adapt=True, seed=0, target=TARGET):
+    sampler = EvolutionStrategySampler(
+        SPACE, sigma=sigma, x0=x0, adapt_sigma=adapt, mean_every=8, seed=seed
+    )
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(sphere(target), n_trials=n_trials)
+    return sampler, study
+
+
+def test_csa_constants_are_cma_defaults():
+    c, damp = csa_constants(8, 3)  # 4 pair winners, the best mu = 2 recombined
+    v = np.log(2.5) - np.log([1.0, 2.0])
+    mu_eff = v.sum() ** 2 / (v**2).sum()  # 1.46
+    assert c == pytest.approx((mu_eff + 2) / (3 + mu_eff + 5)) and damp == pytest.approx(1 + c)
+    assert csa_constants(8, 1)[0] > csa_constants(8, 10)[0]  # more dimensions, slower path
+
+
+def test_sigma_grows_when_too_small_and_shrinks_when_too_large():
+    edge = {"a": -2.0, "b": 1e-4, "c": 0}  # the mean starts in a corner of the cube
+    _, tiny = adapted_run(240, sigma=0.015, x0=edge)
+    sigmas = [t.system_attrs[SIGMA_ATTR] for t in tiny.trials]
+    assert max(sigmas) > 5 * 0.015  # a consistent direction lengthens the path
+    _, large = adapted_run(240, sigma=1.5)
+    sigmas = [t.system_attrs[SIGMA_ATTR] for t in large.trials]
+    assert sigmas[0] == 1.5 and sigmas[-1] < 0.3  # steps that cancel shrink it
+    # without adaptation sigma stays put
+    _, fixed = adapted_run(60, sigma=0.015, x0=edge, adapt=False)
+    assert {t.system_attrs[SIGMA_ATTR] for t in fixed.trials} == {0.015}
+
+
+def test_poor_starts_recover_to_within_ten_percent_of_a_good_start():
+    edge = {"a": -2.0, "b": 1e-4, "c": 0}
+
+    def mean_fitness(study):  # the mean's own fitness at the end: what a user deploys
+        means = [t for t in study.trials if t.system_attrs.get(ROLE_ATTR) == "mean"]
+        return np.mean([t.value for t in means[-3:]])
+
+    good = mean_fitness(adapted_run(400, sigma=0.15)[1])
+    for sigma in (0.015, 1.5):
+        poor = mean_fitness(adapted_run(400, sigma=sigma, x0=edge)[1])
+        # both are near 0 (the optimum): compare distances to it, as "within 10 %" of a loss
+        assert -poor <= 1.1 * -good + 1e-3, (sigma, poor, good)
+    # the fixed-sigma ES from the same poor start does not get there
+    stuck = mean_fitness(adapted_run(400, sigma=0.015, x0=edge, adapt=False)[1])
+    assert -stuck > 10 * -good
+
+
+def test_mean_trials_evaluate_the_mean_and_do_not_update_it():
+    sampler, study = adapted_run(45, sigma=0.2)
+    roles = [t.system_attrs[ROLE_ATTR] for t in study.trials]
+    assert [i for i, r in enumerate(roles) if r == "mean"] == [0, 9, 18, 27, 36]
+    for t in study.trials:
+        if t.system_attrs[ROLE_ATTR] == "mean":
+            assert EPS_ATTR not in t.system_attrs
+            assert np.allclose(
+                SPACE.to_unit(t.params), t.system_attrs[MEAN_ATTR], atol=0.006
+            )  # int c
+    assert sampler.role(0) == ("mean", 0) and sampler.role(1) == ("perturbation", 0)
+    assert sampler.role(10) == ("perturbation", 8)
+    # perturbations keep their mirrored pairs across the mean trials
+    assert np.array_equal(sampler.perturbation(8), -sampler.perturbation(9))
+    state = sampler.current_state(study)
+    assert state.n_updates == 40 // sampler.population
+
+
+def test_recomputed_state_equals_incremental_adaptation():
+    sampler, study = adapted_run(60, sigma=0.1)
+    m, s, path, updates, chunk = sampler.m0.copy(), 0.1, np.zeros(3), 0, []
+    c, damp = csa_constants(sampler.population, 3)
+    for t in study.trials:  # sequential: completion order is number order
+        assert np.allclose(t.system_attrs[MEAN_ATTR], m) and t.system_attrs[SIGMA_ATTR] == s
+        if EPS_ATTR not in t.system_attrs:
+            continue
+        chunk.append(t)
+        if len(chunk) == sampler.population:
+            # the better of each mirrored pair (pairs are consecutive here), best half of those
+            pairs = [max(chunk[i : i + 2], key=lambda x: x.value) for i in range(0, 8, 2)]
+            best = sorted(pairs, key=lambda x: -x.value)[:2]
+            v = np.log(2.5) - np.log([1.0, 2.0])
+            v /= v.sum()
+            z = v @ np.array([x.system_attrs[EPS_ATTR] for x in best])
+            m = np.clip(m + s * z, 0, 1)
+            path = (1 - c) * path + np.sqrt(c * (2 - c) / (v**2).sum()) * z
+            chi = np.sqrt(3) * (1 - 1 / 12 + 1 / 189)
+            s = float(np.clip(s * np.exp(c / damp * (np.linalg.norm(path) / chi - 1)), 1e-4, 1))
+            chunk, updates = [], updates + 1
+    state = sampler.current_state(study)
+    assert state.n_updates == updates and np.allclose(state.mean, m)
+    assert state.sigma == pytest.approx(s) and np.allclose(state.path, path)

@@ -82,12 +82,12 @@ def tune(
     pruner: str = typer.Option(
         "median",
         "--pruner",
-        help="median, hyperband or none: stop poor trials early on their per-epoch validation score (gradient-trained models).",
+        help="median, halving (successive halving), hyperband or none: stop poor trials early on their per-epoch validation score (gradient-trained models); the best trial is always a fully trained one.",
     ),
     space: Path | None = typer.Option(
         None,
         "--space",
-        help="YAML search space replacing the model's default (name: {low, high, log, choices, grid}).",
+        help="YAML search space replacing the model's default (name: {low, high, log, choices, grid}), or a built-in one by name: 'lr' (the learning rate alone, for unet and fno).",
     ),
     storage: str | None = typer.Option(
         None,
@@ -111,7 +111,19 @@ def tune(
         help="ES: trials per mean update (mirrored pairs; rank-based fitness shaping).",
     ),
     sigma: float = typer.Option(
-        0.15, "--sigma", help="ES: noise std in the normalised [0, 1] space every parameter shares."
+        0.15,
+        "--sigma",
+        help="ES: initial noise std in the normalised [0, 1] space every parameter shares (adapted unless --es-fixed-sigma).",
+    ),
+    es_adapt: bool = typer.Option(
+        True,
+        "--es-adapt/--es-fixed-sigma",
+        help="ES: adapt sigma (cumulative step-size rule with pairwise selection), or keep it fixed (plain OpenAI-ES, as the seed ran it).",
+    ),
+    es_mean_every: int | None = typer.Option(
+        None,
+        "--es-mean-every",
+        help="ES: evaluate the mean itself before every N perturbations [default: the population; 0: never].",
     ),
     preset: str = typer.Option(
         "quick",
@@ -159,7 +171,7 @@ def tune(
     """
     from dynaforge.report.tune import build_tune_report
     from dynaforge.tune.run import prepare_study, run_tune
-    from dynaforge.tune.space import default_space, load_space
+    from dynaforge.tune.space import resolve_space
     from dynaforge.tune.storage import default_storage_url, display_url
     from dynaforge.tune.study import PRUNERS, SAMPLERS, StudyMeta
     from dynaforge.tune.worker import TuneSpec
@@ -176,11 +188,13 @@ def tune(
         raise UsageError(f"--n-validation must be >= 1, got {n_validation}")
     if heartbeat < 1:
         raise UsageError(f"--heartbeat must be >= 1 s, got {heartbeat}")
+    if es_mean_every is not None and es_mean_every < 0:
+        raise UsageError(f"--es-mean-every must be >= 0, got {es_mean_every}")
     set_threads(threads)
     overrides = task_overrides(settings, dt=dt, noise=noise, train_points=train_points)
     task_obj, task_cfg, cfg, params = _resolve(task, model, preset, config, overrides)
     metric = task_obj.validation_metric(objective)
-    search = load_space(space, model=model) if space else default_space(model)
+    search = resolve_space(space, model=model)
     if sampler == "grid":
         search.grid()  # fails now when the space has no grid values
     meta = StudyMeta(
@@ -228,6 +242,8 @@ def tune(
         threads=threads,
         es_population=population,
         es_sigma=sigma,
+        es_adapt=es_adapt,
+        es_mean_every=es_mean_every,
     )
     console.print(
         f"[bold]dynaforge tune {task}[/] model={model} sampler={sampler} "

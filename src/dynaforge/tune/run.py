@@ -45,6 +45,8 @@ def prepare_study(spec: TuneSpec, *, log=print) -> optuna.Study:
         n_trials=spec.n_trials or 20,
         es_population=spec.es_population,
         es_sigma=spec.es_sigma,
+        es_adapt=spec.es_adapt,
+        es_mean_every=spec.es_mean_every,
     )
     return create_or_load_study(
         storage,

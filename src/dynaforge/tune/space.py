@@ -392,6 +392,44 @@ DEFAULT_SPACES: dict[str, dict[str, dict]] = {
 }
 
 
+# PDE surrogates (issue 14's spaces): StepLR's gamma spans the seed's decay factors (1e-2, 0.5)
+# and more; step sizes from every epoch to PDEBench's 100; batch sizes a CPU can take.
+_PDE_TRAIN_SPACE = {
+    "train.learning_rate": {"low": 1e-5, "high": 1e-2, "log": True, "grid": [1e-4, 1e-3]},
+    "train.gamma": {"low": 1e-2, "high": 0.9, "log": True},
+    "train.step_size": {"low": 1, "high": 100, "log": True},
+    "train.batch_size": {"choices": [8, 16, 32, 64, 128, 256]},
+}
+DEFAULT_SPACES["unet"] = {**_PDE_TRAIN_SPACE, "init_features": {"choices": [8, 16, 32]}}
+DEFAULT_SPACES["fno"] = {**_PDE_TRAIN_SPACE, "width": {"choices": [10, 20, 40]}}
+DEFAULT_SPACES["fno-periodic"] = dict(DEFAULT_SPACES["fno"])
+
+#: Built-in spaces chosen by name (``--space lr``): name -> model -> space. ``lr`` is the
+#: seed's one-dimensional search, the learning rate in (1e-5, 1e-3).
+NAMED_SPACES: dict[str, dict[str, dict[str, dict]]] = {
+    "lr": {
+        m: {"train.learning_rate": {"low": 1e-5, "high": 1e-3, "log": True}}
+        for m in ("unet", "fno", "fno-periodic")
+    },
+}
+
+
+def resolve_space(value: str | os.PathLike | None, *, model: str) -> SearchSpace:
+    """The search space ``--space`` names: the model's default (None), a built-in one by name
+    (:data:`NAMED_SPACES`) when no file of that name exists, else the YAML file ``value``."""
+    if value is None:
+        return default_space(model)
+    name = str(value)
+    if name in NAMED_SPACES and not Path(name).exists():
+        spaces = NAMED_SPACES[name]
+        if model not in spaces:
+            raise ValueError(
+                f"the built-in space {name!r} is for {', '.join(spaces)}, not {model!r}"
+            )
+        return parse_space(spaces[model], model=model, source=f"built-in space {name!r}")
+    return load_space(value, model=model)
+
+
 def default_space(model: str) -> SearchSpace:
     """The built-in search space of ``model`` (:data:`DEFAULT_SPACES`)."""
     if model not in DEFAULT_SPACES:
@@ -553,6 +591,7 @@ def load_space(path: str | os.PathLike, *, model: str) -> SearchSpace:
 __all__ = [
     "DEFAULT_SPACES",
     "KINDS",
+    "NAMED_SPACES",
     "SPEC_KEYS",
     "Param",
     "SearchSpace",
@@ -560,5 +599,6 @@ __all__ = [
     "default_space",
     "load_space",
     "parse_space",
+    "resolve_space",
     "tunable_defaults",
 ]

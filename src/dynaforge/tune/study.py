@@ -31,7 +31,7 @@ from dynaforge.tune.space import SearchSpace, parse_space
 #: The user attribute of a study holding its dynaforge metadata.
 META_ATTR = "dynaforge"
 SAMPLERS = ("tpe", "random", "grid", "cmaes", "es")
-PRUNERS = ("median", "hyperband", "none")
+PRUNERS = ("median", "halving", "hyperband", "none")
 #: Finished trials: what the budget counts.
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -81,10 +81,14 @@ def make_sampler(
     x0: dict[str, Any] | None = None,
     es_population: int = 8,
     es_sigma: float = 0.15,
+    es_adapt: bool = True,
+    es_mean_every: int | None = None,
 ) -> optuna.samplers.BaseSampler:
     """The sampler ``name`` for worker number ``worker`` (seeds differ per worker, or
-    parallel workers would propose the same first points). ``es_population`` and
-    ``es_sigma`` (noise std in the unit cube) configure the evolution strategy."""
+    parallel workers would propose the same first points). ``es_population``, ``es_sigma``
+    (initial noise std in the unit cube), ``es_adapt`` (step-size adaptation) and
+    ``es_mean_every`` (evaluate the mean before every that many perturbations; None = once per
+    population, 0 = never) configure the evolution strategy."""
     worker_seed = seed * 1009 + worker
     if name == "tpe":
         # constant_liar: running trials count as bad guesses, so parallel workers spread out.
@@ -111,18 +115,29 @@ def make_sampler(
         # One seed for all workers: the ES draws its perturbations by trial number, so the
         # workers share one search.
         return EvolutionStrategySampler(
-            space, x0=x0, seed=seed, population=es_population, sigma=es_sigma
+            space,
+            x0=x0,
+            seed=seed,
+            population=es_population,
+            sigma=es_sigma,
+            adapt_sigma=es_adapt,
+            mean_every=es_population if es_mean_every is None else es_mean_every,
         )
     raise ValueError(f"unknown sampler {name!r}; use one of {', '.join(SAMPLERS)}")
 
 
 def make_pruner(name: str, *, max_epochs: int | None) -> optuna.pruners.BasePruner:
     """``median`` (stop a trial below the median of earlier trials at the same epoch, after 5
-    trials and a quarter of the epochs), ``hyperband`` or ``none``."""
+    trials and a quarter of the epochs), ``halving`` (asynchronous successive halving: at
+    epochs 1, 3, 9, ... only the best third of the trials that got there go on),
+    ``hyperband`` (several halving brackets) or ``none``. Pruned trials never rank: the best
+    configuration is always one trained to the full budget."""
     if name == "median":
         return optuna.pruners.MedianPruner(
             n_startup_trials=5, n_warmup_steps=max(1, (max_epochs or 4) // 4)
         )
+    if name == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(
             min_resource=1, max_resource=max_epochs or "auto", reduction_factor=3

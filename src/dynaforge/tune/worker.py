@@ -58,6 +58,8 @@ class TuneSpec:
     threads: int | None = None
     es_population: int = 8
     es_sigma: float = 0.15
+    es_adapt: bool = True
+    es_mean_every: int | None = None
 
     def study_meta(self) -> StudyMeta:
         return StudyMeta(**self.meta)
@@ -204,6 +206,8 @@ def run_worker(
         x0=default_values(space, full_defaults(meta.model, meta.base_params)),
         es_population=spec.es_population,
         es_sigma=spec.es_sigma,
+        es_adapt=spec.es_adapt,
+        es_mean_every=spec.es_mean_every,
     )
     study = optuna.load_study(
         study_name=spec.study_name,
