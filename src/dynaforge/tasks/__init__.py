@@ -85,11 +85,13 @@ from dynaforge.tasks.chaotic import (
 from dynaforge.tasks.estimation import AbstractEstimationTask, EstimationData
 from dynaforge.tasks.forecasting import AbstractForecastingTask, ForecastData, ValidationSet
 from dynaforge.tasks.particles import NBodyCharged3DTask, Particles5BodyTask
+from dynaforge.tasks.probabilistic import ProbabilisticForecastingTask
 from dynaforge.tasks.scattering import ParticleChargesTask, ParticleContinuationTask
 
 #: name → task; the one place a task name on the command line becomes an object.
 TASKS: dict[str, AbstractTask] = {
     "lorenz63": ChaoticForecastingTask("lorenz63"),
+    "lorenz63-probabilistic": ProbabilisticForecastingTask("lorenz63"),
     "rossler": ChaoticForecastingTask("rossler"),
     # NG-RC's default degree-4 monomials of every delayed state do not scale to 40 or 64
     # dimensions: quadratic ones (of one delay on KS's 64) keep it to 2-3 thousand features.
