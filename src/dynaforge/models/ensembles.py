@@ -25,7 +25,11 @@ without it the ensemble's only spread is the members' disagreement, which on noi
 underestimates the uncertainty of the starting state, and samples beyond the ``K``-th would
 repeat members exactly. The forecasting tasks with observation noise set ``context_noise`` to
 their noise level; with ``context_noise = 0`` the ``K`` members are the ensemble (samples
-repeat) and :meth:`forecast` is the members' mean.
+repeat) and :meth:`forecast` is the members' mean. Measured on ``lorenz63-probabilistic``
+(quick preset, 5 % noise, 4 members, 32 samples): with the context noise the ESN ensemble's
+CRPS is 0.377 and its 90 % interval covers 90 % of the truth (spread–skill 0.98); without it,
+0.466 and 45 % (0.69): the members alone are overconfident (the MLP ensemble: 0.413 / 85 %
+against 0.521 / 38 %).
 
 Standard deviations are measured on the training data and, where its metadata says it was
 observed with noise of relative size ``p`` (``metadata["noise"]``), divided by

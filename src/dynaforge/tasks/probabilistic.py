@@ -82,6 +82,7 @@ class ProbabilisticTaskConfig(ForecastingTaskConfig):
     """
 
     noise: float = 0.05
+    n_climate: int = 0  # nothing here scores long free runs
     n_samples: int = 32
     fan_forecasts: int = 3
 
@@ -102,7 +103,8 @@ class ProbabilisticValidation(ValidationForecasts):
 
 
 def _neural_train(epochs: int, max_time_s: float, **extra: Any) -> dict[str, Any]:
-    return {"epochs": epochs, "max_time_s": max_time_s, **extra}
+    # The members train one after the other: K progress bars or epoch logs would say little.
+    return {"epochs": epochs, "max_time_s": max_time_s, "progress": False, **extra}
 
 
 # The ensembles' context noise and the perfect model's perturbation are not set here: the task
