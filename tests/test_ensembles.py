@@ -220,6 +220,11 @@ def test_bad_hyperparameters_are_named(name, params, match, tiny_lorenz):
         create_model(name, **params).fit(tiny_lorenz)
 
 
+def test_perfect_model_refuses_data_of_another_system(tiny_lorenz):
+    with pytest.raises(ValueError, match="integrates rossler's equations, but the training"):
+        create_model("perfect-model", system="rossler").fit(tiny_lorenz)
+
+
 def test_perfect_model_refuses_data_of_another_dimension():
     from dynaforge.data import Trajectories
 

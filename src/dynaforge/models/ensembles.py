@@ -340,9 +340,16 @@ class PerfectModelEnsemble(AbstractProbabilisticForecaster):
         if self.substeps < 1:
             raise ValueError(f"substeps must be >= 1, got {self.substeps}")
         meta = train.metadata
+        named = meta.get("system")
+        if isinstance(named, str) and named != self.system:
+            # Same dimension does not mean same equations (Rössler's data through Lorenz's).
+            raise ValueError(
+                f"perfect-model integrates {self.system}'s equations, but the training data "
+                f"are {named}'s; set its hyperparameter system={named!r}"
+            )
         if (
             self.parameters is None
-            and meta.get("system") == self.system
+            and named == self.system
             and isinstance(meta.get("parameters"), dict)
         ):
             self.parameters = dict(meta["parameters"])
