@@ -29,6 +29,7 @@ TINY = {
         "train": TINY_TRAIN,
     },
     "perfect-model": {"perturbation": 0.05},
+    "perfect-model-enkf": {"perturbation": 0.05, "assimilate_steps": 10},
     "climatology": {"max_states": 500},
 }
 #: Probabilistic models tested elsewhere (the sequential latent model has its own file).
@@ -192,6 +193,56 @@ def test_perfect_model_is_calibrated_when_its_perturbation_is_the_noise(tiny_lor
     assert abs(ratio - 1) < 0.1, ratio
 
 
+@pytest.fixture(scope="module")
+def observed_lorenz():
+    """300 Lorenz-63 runs of 61 steps (reference solver) and their observation with noise of
+    5 % of each state's std: (truth, observed, sigma)."""
+    system = get_system("lorenz63")
+    x0 = system.sample_initial_conditions(300, torch.Generator().manual_seed(7))
+    truth = system.integrate_reference(x0, dt=0.04, steps=60)
+    sigma = truth.reshape(-1, 3).std(dim=0)
+    noise = torch.randn(
+        truth.shape, generator=torch.Generator().manual_seed(8), dtype=torch.float64
+    )
+    return truth, truth + 0.05 * sigma * noise, sigma
+
+
+def test_enkf_analysis_is_closer_to_the_truth_than_the_observation(observed_lorenz, tiny_lorenz):
+    truth, observed, sigma = observed_lorenz
+    model = create_model("perfect-model-enkf", perturbation=0.05, assimilate_steps=50)
+    model.fit(tiny_lorenz)
+    context = observed[:, :60]
+    start = model._start_ensemble(context, 32, torch.Generator().manual_seed(9))
+    assert start.shape == (32, 300, 3)
+    analysis_error = ((start.mean(dim=0) - truth[:, 59]) / sigma).pow(2).mean().sqrt()
+    observation_error = ((context[:, -1] - truth[:, 59]) / sigma).pow(2).mean().sqrt()
+    assert float(observation_error) == pytest.approx(0.05, rel=0.1)
+    # The filter uses 50 observations and the true dynamics: far below the noise.
+    assert float(analysis_error) < 0.5 * float(observation_error)
+    # And its spread says so: the analysis is calibrated (spread-skill near 1).
+    samples = model.forecast_samples(context, 1, 32, seed=9)
+    ratio = prob.spread_skill(samples, truth[:, 60:61])["ratio"]
+    assert 0.75 < ratio < 1.3, ratio
+
+
+def test_enkf_beats_the_perturbed_observation(observed_lorenz, tiny_lorenz):
+    truth, observed, _ = observed_lorenz
+    context, future = observed[:, :50], truth[:, 50:]
+    scores = {}
+    for name in ("perfect-model", "perfect-model-enkf"):
+        model = create_model(name, perturbation=0.05).fit(tiny_lorenz)
+        scores[name] = float(prob.crps(model.forecast_samples(context, 11, 16), future).mean())
+    assert scores["perfect-model-enkf"] < 0.7 * scores["perfect-model"], scores
+
+
+def test_enkf_without_noise_starts_at_the_last_observation(tiny_lorenz, context):
+    plain = create_model("perfect-model", perturbation=0.0).fit(tiny_lorenz)
+    enkf = create_model("perfect-model-enkf", perturbation=0.0).fit(tiny_lorenz)
+    torch.testing.assert_close(
+        enkf.forecast_samples(context, 4, 3), plain.forecast_samples(context, 4, 3), rtol=0, atol=0
+    )
+
+
 def test_climatology_ignores_the_context_and_draws_training_states(fitted, context, tiny_lorenz):
     model = fitted["climatology"]
     a = model.forecast_samples(context, 4, 6, seed=2)
@@ -212,6 +263,9 @@ def test_climatology_ignores_the_context_and_draws_training_states(fitted, conte
         ("mlp-ensemble", {"n_members": 1.5}, "n_members must be an integer"),
         ("perfect-model", {"perturbation": float("nan")}, "perturbation must be a finite"),
         ("perfect-model", {"substeps": 0}, "substeps must be >= 1"),
+        ("perfect-model-enkf", {"assimilate_steps": 0}, "assimilate_steps must be an integer"),
+        ("perfect-model-enkf", {"inflation": 0.9}, "inflation must be a number >= 1"),
+        ("perfect-model-enkf", {"inflation": float("inf")}, "inflation must be finite"),
         ("climatology", {"max_states": 0}, "max_states must be >= 1"),
     ],
 )

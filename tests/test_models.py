@@ -60,6 +60,7 @@ TINY = {
         "train": TINY_TRAIN,
     },
     "perfect-model": {"perturbation": 0.01},
+    "perfect-model-enkf": {"perturbation": 0.01, "assimilate_steps": 10},
     "climatology": {"max_states": 500},
 }
 

@@ -21,7 +21,7 @@ from dynaforge.tasks.probabilistic import _lead_index
 from test_cli import assert_clean_error, invoke, write_json
 
 TASK = "lorenz63-probabilistic"
-MODELS = ("esn-ensemble", "mlp-ensemble", "perfect-model", "climatology")
+MODELS = ("esn-ensemble", "mlp-ensemble", "perfect-model", "perfect-model-enkf", "climatology")
 TINY = {
     "task": {
         "train_points": 1200,
@@ -32,10 +32,11 @@ TINY = {
         "context_steps": 40,
         "horizon_lyapunov": 5.2,
         "n_samples": 6,
-        "fan_forecasts": 2,
+        "fan_forecasts": 1,
     },
     "models": {
         "esn-ensemble": {"n_members": 2, "reservoir_size": 40, "density": 0.1, "washout": 20},
+        "perfect-model-enkf": {"assimilate_steps": 10},
         "mlp-ensemble": {
             "n_members": 2,
             "hidden_size": 8,
@@ -95,7 +96,7 @@ def test_scores_are_the_metrics_of_the_samples(run):
     with np.load(out / "predictions.npz") as npz:
         arrays = dict(npz)
     horizon = arrays["truth"].shape[1]
-    assert arrays["fan_index"].tolist() == [0, 3]
+    assert arrays["fan_index"].tolist() == [0]
     for model in MODELS:
         scores = doc["models"][model]
         crps_lead = arrays[f"crps_lead__{model}"]
@@ -103,7 +104,7 @@ def test_scores_are_the_metrics_of_the_samples(run):
         assert scores["crps"] == pytest.approx(float(crps_lead.mean()), rel=1e-5)
         k = _lead_index(1, task_info["dt"], task_info["lyapunov_time"], horizon)
         assert scores["crps_1lt"] == pytest.approx(float(crps_lead[k]), rel=1e-5)
-        assert arrays[f"samples__{model}"].shape == (6, 2, horizon, 3)
+        assert arrays[f"samples__{model}"].shape == (6, 1, horizon, 3)
         ranks = arrays[f"rank__{model}"]
         assert ranks.shape == (horizon, 7)
         assert ranks.sum() == 4 * horizon * 3  # every forecast, lead time and component
@@ -130,6 +131,7 @@ def test_the_task_fills_the_noise_into_the_models():
     models = cfg["models"]
     assert models["perfect-model"]["perturbation"] == 0.1
     assert models["perfect-model"]["system"] == "lorenz63"
+    assert models["perfect-model-enkf"]["perturbation"] == 0.1
     assert models["esn-ensemble"]["context_noise"] == 0.1
     assert models["mlp-ensemble"]["context_noise"] == 0.1
     assert "context_noise" not in models["climatology"]

@@ -17,6 +17,7 @@ from dynaforge.models.ensembles import (
     Climatology,
     ESNEnsemble,
     MLPEnsemble,
+    PerfectModelEnKF,
     PerfectModelEnsemble,
 )
 from dynaforge.models.esn import EchoStateNetwork
@@ -83,6 +84,7 @@ MODELS: dict[str, type[AbstractModel]] = {
         ESNEnsemble,
         MLPEnsemble,
         PerfectModelEnsemble,
+        PerfectModelEnKF,
         Climatology,
     )
 }
@@ -139,6 +141,7 @@ __all__ = [
     "MLPForecaster",
     "MeanEstimator",
     "NotFittedError",
+    "PerfectModelEnKF",
     "PerfectModelEnsemble",
     "PeriodicFNOForecaster",
     "Persistence",

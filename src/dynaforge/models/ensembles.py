@@ -11,8 +11,10 @@ Each is an :class:`~dynaforge.models.probabilistic.AbstractProbabilisticForecast
   :class:`AbstractMemberEnsemble`;
 - ``perfect-model``: the true equations integrated from the last context state plus Gaussian
   perturbations of ``perturbation`` times each state's standard deviation (the classical
-  perfect-model ensemble, a reference no learned model can be expected to beat when the
-  perturbation matches the observation noise);
+  perfect-model ensemble; it uses only the last, noisy, observation of the context);
+- ``perfect-model-enkf``: the true equations integrated from an ensemble Kalman filter's
+  analysis of the context (the perfect-model ensemble of data assimilation: the reference a
+  learned model that reads the whole context should be measured against);
 - ``climatology``: states drawn at random from the training data, whatever the context.
 
 How an ensemble of members makes ``S`` samples: sample ``s`` is member ``s mod K`` (the
@@ -372,16 +374,26 @@ class PerfectModelEnsemble(AbstractProbabilisticForecaster):
         generator: torch.Generator,
     ) -> torch.Tensor:
         batch, _, dim = context.shape
+        start = self._start_ensemble(context, n_samples, generator)
+        with torch.no_grad():
+            path = self._system().integrate_fixed_step(
+                start.reshape(-1, dim), dt=self.dt, steps=horizon, substeps=self.substeps
+            )
+        return path[:, 1:].reshape(n_samples, batch, horizon, dim)
+
+    def _system(self):
+        return get_system(self.system, **(self.parameters or {}))
+
+    def _start_ensemble(
+        self, context: torch.Tensor, n_samples: int, generator: torch.Generator
+    ) -> torch.Tensor:
+        """``(S, B, D)`` states at the last context time: the last observation, perturbed."""
+        batch, _, dim = context.shape
         start = context[:, -1].expand(n_samples, -1, -1)
         if self.perturbation > 0:
             eps = torch.randn((n_samples, batch, dim), generator=generator, dtype=torch.float64)
             start = start + eps * (self.perturbation * self.std_)
-        system = get_system(self.system, **(self.parameters or {}))
-        with torch.no_grad():
-            path = system.integrate_fixed_step(
-                start.reshape(-1, dim), dt=self.dt, steps=horizon, substeps=self.substeps
-            )
-        return path[:, 1:].reshape(n_samples, batch, horizon, dim)
+        return start
 
     def _state(self) -> dict[str, Any]:
         return {"dim": self.dim_, "std": self.std_}
@@ -389,6 +401,107 @@ class PerfectModelEnsemble(AbstractProbabilisticForecaster):
     def _set_state(self, state: dict[str, Any]) -> None:
         self.dim_ = state["dim"]
         self.std_ = state["std"]
+
+
+class PerfectModelEnKF(PerfectModelEnsemble):
+    """The true equations from an ensemble Kalman filter's analysis of the context: the
+    perfect-model ensemble that uses the whole context, not only its last observation.
+
+    A stochastic EnKF (perturbed observations, Burgers et al. 1998, Mon. Wea. Rev. 126, 1719)
+    with the ``S`` samples as its members runs through the last ``assimilate_steps``
+    observations of the context: members start at the first of them plus observation noise,
+    and at each later step are integrated one data interval with the true equations, their
+    spread is inflated by ``inflation``, and each member is pulled towards its own perturbed
+    copy of the observation by the Kalman gain ``K = P (P + R)^-1`` (``P`` the members'
+    covariance, ``R`` the observation-noise covariance ``diag((perturbation · σ)²)``, every
+    state component observed). The members at the last context time are the forecast's
+    starting states, integrated on without further perturbation.
+
+    Why a sibling of ``perfect-model``: a noisy observation is a poor starting state; a model
+    that reads the whole context (an ESN synchronising to it) starts closer to the truth than
+    the perturbed observation, which makes ``perfect-model`` a reference any filter can beat.
+    The filtered start is what the classical perfect-model experiments of data assimilation
+    begin from.
+
+    Args:
+        system, parameters, substeps, dt: as for :class:`PerfectModelEnsemble`.
+        perturbation: the observation noise's std relative to each state's std (the task sets
+            its noise level); 0 starts every member at the last observation.
+        assimilate_steps: context steps the filter runs through (the last ones; all of a
+            shorter context).
+        inflation: multiplicative spread inflation before each analysis (>= 1; a small
+            ensemble's sampling error otherwise shrinks its spread until the filter ignores
+            the observations).
+
+    The defaults were chosen on the validation forecasts of ``lorenz63-probabilistic``
+    (quick preset: 5 % noise, 32 samples): CRPS 0.261 / 0.246 / 0.254 after 50 / 100 / 200
+    steps (inflation 1.0 / 1.0 / 1.02), and at 100 steps 0.246 / 0.252 / 0.286 at inflation
+    1.0 / 1.02 / 1.05. 1.02 is kept over 1.0 as a margin against filter collapse with fewer
+    samples or more noise.
+    """
+
+    name = "perfect-model-enkf"
+
+    def __init__(
+        self,
+        *,
+        system: str = "lorenz63",
+        parameters: dict[str, float] | None = None,
+        perturbation: float = 0.05,
+        substeps: int = 4,
+        dt: float | None = None,
+        assimilate_steps: int = 100,
+        inflation: float = 1.02,
+    ) -> None:
+        super().__init__(
+            system=system, parameters=parameters, perturbation=perturbation, substeps=substeps,
+            dt=dt,
+        )  # fmt: skip
+        self.assimilate_steps = assimilate_steps
+        self.inflation = inflation
+
+    def _fit(self, train: Trajectories, val: Trajectories | None = None) -> None:
+        steps = self.assimilate_steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"assimilate_steps must be an integer >= 1, got {steps!r}")
+        infl = self.inflation
+        if isinstance(infl, bool) or not isinstance(infl, (int, float)) or not infl >= 1:
+            raise ValueError(f"inflation must be a number >= 1, got {infl!r}")
+        if not math.isfinite(infl):
+            raise ValueError(f"inflation must be finite, got {infl!r}")
+        super()._fit(train, val)
+
+    def _start_ensemble(
+        self, context: torch.Tensor, n_samples: int, generator: torch.Generator
+    ) -> torch.Tensor:
+        if self.perturbation == 0:
+            return super()._start_ensemble(context, n_samples, generator)
+        window = context[:, -self.assimilate_steps :]
+        batch, length, dim = window.shape
+        r = self.perturbation * self.std_  # (D,) observation-noise std
+        obs_cov = torch.diag(r * r)
+        system = self._system()
+
+        def perturbed(y: torch.Tensor) -> torch.Tensor:
+            eps = torch.randn((n_samples, batch, dim), generator=generator, dtype=torch.float64)
+            return y + eps * r
+
+        x = perturbed(window[:, 0])
+        with torch.no_grad():
+            for t in range(1, length):
+                x = system.integrate_fixed_step(
+                    x.reshape(-1, dim), dt=self.dt, steps=1, substeps=self.substeps
+                )[:, 1].reshape(n_samples, batch, dim)
+                mean = x.mean(dim=0)
+                x = mean + self.inflation * (x - mean)
+                dev = x - mean  # (S, B, D)
+                # Members' covariance per forecast: (B, D, D).
+                cov = torch.einsum("sbi,sbj->bij", dev, dev) / max(n_samples - 1, 1)
+                # K = P (P + R)^-1, from the solve (P + R) K^T = P (both symmetric).
+                gain = torch.linalg.solve(cov + obs_cov, cov).transpose(1, 2)
+                innovation = perturbed(window[:, t]) - x
+                x = x + torch.einsum("bij,sbj->sbi", gain, innovation)
+        return x
 
 
 class Climatology(AbstractProbabilisticForecaster):

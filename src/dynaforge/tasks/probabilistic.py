@@ -25,6 +25,12 @@ attractor (so that every component counts alike, as for VPT), over the test fore
 - ``diverged_fraction``: forecasts with a non-finite sample at some lead time (such a lead
   time's CRPS is infinite: see the metrics module).
 
+Baselines: ``perfect-model`` (the true equations from the last, noisy, observation plus
+noise-sized perturbations), ``perfect-model-enkf`` (the true equations from an ensemble Kalman
+filter's analysis of the context: what a model that reads the whole context is up against)
+and ``climatology``. The task sets both perfect models' ``perturbation`` and the ensembles'
+``context_noise`` to its ``noise``.
+
 Tuning and sweeps score the validation forecasts (their own random stream, never the test
 set) with the same samples and scores: ``crps`` first, then ``energy_score`` and
 ``vpt_median``.
@@ -50,7 +56,7 @@ import torch
 from dynaforge.metrics import chaos
 from dynaforge.metrics import probabilistic as prob
 from dynaforge.models.base import GradientTrained
-from dynaforge.models.ensembles import AbstractMemberEnsemble
+from dynaforge.models.ensembles import AbstractMemberEnsemble, PerfectModelEnsemble
 from dynaforge.models.probabilistic import AbstractProbabilisticForecaster
 from dynaforge.report.page import format_value
 from dynaforge.tasks.base import MAXIMIZE, MINIMIZE, Column, Evaluation, Metric
@@ -123,6 +129,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "mlp-ensemble": {"n_members": 4, "hidden_size": 128, "num_layers": 2,
                              "context_length": 4, "train": _neural_train(10, 60)},
             "perfect-model": {},
+            "perfect-model-enkf": {},
             "climatology": {},
         },
     },
@@ -133,12 +140,15 @@ PRESETS: dict[str, dict[str, Any]] = {
             "esn-ensemble": {"n_members": 8, "reservoir_size": 1000, "ridge": 1e-6},
             "mlp-ensemble": {"n_members": 8, "train": _neural_train(60, 1200, patience=0)},
             "perfect-model": {},
+            "perfect-model-enkf": {},
             "climatology": {},
         },
     },
 }  # fmt: skip
 
-DEFAULT_MODELS = ("esn-ensemble", "mlp-ensemble", "perfect-model", "climatology")
+DEFAULT_MODELS = (
+    "esn-ensemble", "mlp-ensemble", "perfect-model", "perfect-model-enkf", "climatology",
+)  # fmt: skip
 
 LEADERBOARD_COLUMNS = (
     "crps", "crps_1lt", "crps_2lt", "crps_5lt", "energy_score", "coverage_50", "coverage_90",
@@ -173,7 +183,7 @@ class ProbabilisticForecastingTask(ChaoticForecastingTask):
     config_class = ProbabilisticTaskConfig
     presets = PRESETS
     default_models = DEFAULT_MODELS
-    baselines = ("perfect-model", "climatology")
+    baselines = ("perfect-model", "perfect-model-enkf", "climatology")
     metrics = (
         Metric("crps", f"CRPS ({_UNITS})", MINIMIZE, math.inf,
                "the continuous ranked probability score of the samples, mean over forecasts, "
@@ -219,7 +229,7 @@ class ProbabilisticForecastingTask(ChaoticForecastingTask):
         settings = settings or {}
         noise = settings.get("noise", ProbabilisticTaskConfig.noise)
         cls = MODELS.get(model)
-        if model == "perfect-model":
+        if cls is not None and issubclass(cls, PerfectModelEnsemble):
             params = dict(settings.get("system_params") or {})
             return {
                 "system": self.system,
@@ -436,8 +446,10 @@ class ProbabilisticForecastingTask(ChaoticForecastingTask):
             "(nominal 50 % / 90 %; the range is over lead times up to 5 Lyapunov times). "
             "Spread/skill: ensemble spread over the RMSE of the ensemble mean (1 = calibrated, "
             "below 1 = overconfident). VPT: valid prediction time of the point forecast at "
-            f"ε = {EPS_DEFAULT:g}, in Lyapunov times. The perfect-model ensemble integrates "
-            "the true equations from perturbed observations: a reference, not a competitor."
+            f"ε = {EPS_DEFAULT:g}, in Lyapunov times. The perfect-model ensembles integrate "
+            "the true equations, from the perturbed last observation (perfect-model) or from an "
+            "ensemble Kalman filter's analysis of the context (perfect-model-enkf): references, "
+            "not competitors."
         )
 
     def summary(self, doc: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> str:
@@ -457,12 +469,13 @@ class ProbabilisticForecastingTask(ChaoticForecastingTask):
                 + (f" ({best['kind']})" if best.get("kind") else "")
                 + "."
             )
-        ref = next((r for r in rows if r["model"] == "perfect-model"), None)
-        if ref is not None and math.isfinite(_num(ref.get("crps"))):
-            parts.append(
-                f"The perfect-model reference (true equations, perturbed starts) scores "
-                f"{_num(ref['crps']):.4f}."
-            )
+        for ref_name, what in (
+            ("perfect-model", "true equations from the perturbed last observation"),
+            ("perfect-model-enkf", "true equations from an EnKF analysis of the context"),
+        ):
+            ref = next((r for r in rows if r["model"] == ref_name), None)
+            if ref is not None and math.isfinite(_num(ref.get("crps"))):
+                parts.append(f"The {ref_name} reference ({what}) scores {_num(ref['crps']):.4f}.")
         if task.get("truth"):
             parts.append(f"Truth: {task['truth']}.")
         if task.get("lyapunov_time_source"):
