@@ -213,9 +213,12 @@ class ProbabilisticForecastingTask(ChaoticForecastingTask):
     @property
     def validation_metrics(self) -> tuple[Metric, ...]:
         return (
-            Metric("crps", f"validation CRPS ({_UNITS})", MINIMIZE, math.inf),
-            Metric("energy_score", "validation energy score", MINIMIZE, math.inf),
-            Metric("vpt_median", "median validation VPT of the point forecast", MAXIMIZE, 0.0),
+            # Labels without "validation": the commands that print them say so themselves.
+            Metric("crps", f"CRPS ({_UNITS})", MINIMIZE, math.inf),
+            Metric("energy_score", "energy score", MINIMIZE, math.inf),
+            Metric(
+                "vpt_median", "median VPT of the point forecast (Lyapunov times)", MAXIMIZE, 0.0
+            ),
         )
 
     # -- configuration ----------------------------------------------------------------------
