@@ -323,3 +323,30 @@ def test_tune_report_minimize_without_default(tmp_path):
     ranks = re.findall(r'<td class="num">(\d+)</td><td class="num">(\d+)</td>', top)
     assert [trial for _, trial in ranks] == ["0", "1", "2", "3"]  # lowest value first
     assert "default configuration" not in html.split("</p>")[0].split('class="summary"')[1]
+
+
+def test_es_study_gets_its_figure_and_columns(tmp_path):
+    """A real ES study: trials.csv carries each trial's role, sigma and updates, and the
+    report draws the ES figure from them (a TPE study has no such section)."""
+    import optuna
+
+    from dynaforge.tune.es import EvolutionStrategySampler
+    from dynaforge.tune.space import Param, SearchSpace
+    from dynaforge.tune.study import trials_csv
+
+    space = SearchSpace((Param("x", "float", -1.0, 1.0), Param("y", "float", -1.0, 1.0)))
+    sampler = EvolutionStrategySampler(space, population=4, adapt_sigma=True, mean_every=4)
+    study = optuna.create_study(direction="minimize", sampler=sampler)
+    study.optimize(lambda t: sum(v**2 for v in space.suggest(t).values()), n_trials=25)
+    run = _tune_run(tmp_path, ["COMPLETE"] * 25)
+    (run / "trials.csv").write_text(trials_csv(study, space), encoding="utf-8")
+    rows = read_trials(run / "trials.csv", {})
+    assert [r.es_role for r in rows[:6]] == ["mean", *["perturbation"] * 4, "mean"]
+    assert rows[0].es_sigma == 0.15 and rows[-1].es_updates == 4
+    assert len({r.es_sigma for r in rows}) > 1  # adapted
+    html = build_tune_report(run).read_text(encoding="utf-8")
+    assert "Evolution strategy" in html and "figures/es_progress.png" in html
+    _figures_ok(run, html)
+    fig = tune_plots.plot_es_progress([0, 0], [None, None], ["mean", "perturbation"],
+                                      [0.1, 0.1], maximize=True)  # fmt: skip
+    assert len(fig.axes) == 2  # nothing completed yet: still a figure, with a note

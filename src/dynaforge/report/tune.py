@@ -60,6 +60,9 @@ class Trial:
     retry_of: str
     params: dict[str, Any] = field(default_factory=dict)
     n_reports: int | None = None
+    es_role: str = ""
+    es_sigma: float | None = None
+    es_updates: int | None = None
 
 
 # --------------------------------------------------------------------------- tuning
@@ -294,6 +297,28 @@ def _tune_page(
             )
         )
 
+    es = [t for t in trials if t.es_role and t.es_updates is not None]
+    if es:
+        sections.append(
+            Section(
+                "Evolution strategy",
+                _ES_TEXT,
+                figures=[
+                    save(
+                        tplots.plot_es_progress(
+                            [t.es_updates for t in es],
+                            [t.value if t.state == "COMPLETE" else None for t in es],
+                            [t.es_role for t in es],
+                            [t.es_sigma for t in es],
+                            maximize=maximize,
+                        ),
+                        "es_progress",
+                        f"{len(es)} ES trials by the mean update they were drawn after.",
+                    )
+                ],
+            )
+        )
+
     if any(_finite(t.duration_s) for t in trials):
         sections.append(
             Section(
@@ -366,6 +391,9 @@ def _read_trials(path: Path, space: Mapping[str, Mapping[str, Any]]) -> list[Tri
                     retry_of=row.get("retry_of") or "",
                     params=params,
                     n_reports=_int(row.get("n_reports")),
+                    es_role=row.get("es_role") or "",
+                    es_sigma=as_float(row.get("es_sigma")),
+                    es_updates=_int(row.get("es_updates")),
                 )
             )
     return out
@@ -764,6 +792,13 @@ _PARALLEL_TEXT = (
 _INTERMEDIATE_TEXT = (
     "The values trials reported while training (e.g. validation score per "
     "epoch), which the pruner compares to stop unpromising trials early."
+)
+_ES_TEXT = (
+    "Top: the objective of every individual against the mean update it was drawn after (a "
+    "generation-equivalent: the ES is asynchronous, so there is no generation barrier), the "
+    "best individual of each, and the mean's own objective (evaluated once per population). "
+    "Bottom: the noise scale sigma in the normalised space, adapted by the cumulative "
+    "step-size rule unless the study fixed it."
 )
 _TIME_TEXT = (
     "Wall-clock time per trial: pruned trials stop early, so a good pruner shows as "

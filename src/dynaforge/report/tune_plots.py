@@ -283,6 +283,57 @@ def plot_intermediate_values(
     return fig
 
 
+def plot_es_progress(
+    updates: Sequence[int],
+    values: Sequence[float | None],
+    roles: Sequence[str],
+    sigmas: Sequence[float | None],
+    *,
+    maximize: bool,
+) -> Figure:
+    """The seed's ES figures in one: per ES trial, the number of mean ``updates`` before it
+    was drawn (its generation-equivalent), its objective value (None: not completed), its
+    role (``"mean"`` or ``"perturbation"``) and the ``sigma`` it was drawn with. Top: every
+    individual (dots), the best of each generation (line) and the mean's own value (squares);
+    bottom: sigma per generation (log scale)."""
+    gen = np.asarray(updates, float)
+    val = _masked(values)
+    role = np.asarray([str(r) for r in roles])
+    sig = _masked(sigmas)
+    fig = Figure(figsize=(8, 5.2), layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
+    ind = (role == "perturbation") & np.isfinite(val)
+    if ind.any():
+        jitter = np.random.default_rng(0).uniform(-0.15, 0.15, ind.sum())
+        top.plot(gen[ind] + jitter, val[ind], "o", ms=3, alpha=0.5, color="C0",
+                 label="individuals")  # fmt: skip
+        gens = np.unique(gen[ind])
+        pick = np.nanmax if maximize else np.nanmin
+        best = [pick(val[ind][gen[ind] == g]) for g in gens]
+        top.plot(gens, best, "-", color="k", lw=1.3, label="best of the generation")
+    mean = (role == "mean") & np.isfinite(val)
+    if mean.any():
+        order = np.argsort(gen[mean], kind="stable")
+        top.plot(gen[mean][order], val[mean][order], "s-", ms=5, color="C3",
+                 label="the mean itself")  # fmt: skip
+    if not (ind.any() or mean.any()):
+        top.text(0.5, 0.5, "no ES trial has a value", transform=top.transAxes, ha="center",
+                 va="center", color="0.4")  # fmt: skip
+    else:
+        top.legend(loc="best", fontsize="small")
+    top.set_ylabel("objective")
+    ok = np.isfinite(sig) & (sig > 0)
+    if ok.any():
+        gens = np.unique(gen[ok])
+        bottom.plot(gens, [np.nanmedian(sig[ok][gen[ok] == g]) for g in gens], "-o", ms=3,
+                    color="C2")  # fmt: skip
+        bottom.set_yscale("log")
+    bottom.set_ylabel("sigma")
+    bottom.set_xlabel("mean updates before the trial (generation-equivalent)")
+    bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return fig
+
+
 def plot_trial_durations(
     numbers: Sequence[int], durations: Sequence[float | None], states: Sequence[str]
 ) -> Figure:

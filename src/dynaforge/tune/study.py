@@ -350,7 +350,8 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
 
 def trials_csv(study: optuna.Study, space: SearchSpace) -> str:
     """One row per trial: ``number,state,value,duration_s,datetime_start,datetime_complete,
-    worker,retry_of,param:<name>...,n_reports``."""
+    worker,retry_of,param:<name>...,n_reports,es_role,es_sigma,es_updates`` (the ES columns
+    are empty for other samplers: the trial's role, ``sigma`` and mean updates behind it)."""
     names = space.names()
     head = [
         "number",
@@ -363,6 +364,9 @@ def trials_csv(study: optuna.Study, space: SearchSpace) -> str:
         "retry_of",
         *[f"param:{n}" for n in names],
         "n_reports",
+        "es_role",
+        "es_sigma",
+        "es_updates",
     ]
     buf = io.StringIO()
     writer = csv.writer(buf)
@@ -385,6 +389,9 @@ def trials_csv(study: optuna.Study, space: SearchSpace) -> str:
                 _cell(t.system_attrs.get("failed_trial")),
                 *[_cell(t.params.get(n)) for n in names],
                 len(t.intermediate_values),
+                _cell(t.system_attrs.get("es:role")),
+                _cell(t.system_attrs.get("es:sigma")),
+                _cell(t.system_attrs.get("es:updates")),
             ]
         )
     return buf.getvalue()

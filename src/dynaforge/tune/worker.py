@@ -20,18 +20,15 @@ import json
 import os
 import socket
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
 import optuna
 import torch
-from optuna.storages import fail_stale_trials
-from optuna.storages._heartbeat import get_heartbeat_thread
-from optuna.trial import TrialState
 
 from dynaforge import tensorfile
 from dynaforge.tasks import AbstractTask, TaskData, get_task
+from dynaforge.tune.loop import work_tickets
 from dynaforge.tune.space import apply_params
 from dynaforge.tune.storage import GRACE_PERIOD, HEARTBEAT_INTERVAL, open_storage
 from dynaforge.tune.study import StudyMeta, make_pruner, make_sampler
@@ -168,14 +165,6 @@ class Objective:
 
 
 # -- one worker -------------------------------------------------------------------------------
-def _claim_ticket(study: optuna.Study) -> optuna.Trial | None:
-    # The storage moves a WAITING trial to RUNNING for exactly one caller (Optuna's own queue;
-    # `study.ask()` would create a new trial when the queue is empty, overrunning the budget).
-    study._thread_local.cached_all_trials = None
-    trial_id = study._pop_waiting_trial_id()
-    return None if trial_id is None else optuna.Trial(study, trial_id)
-
-
 def run_worker(
     spec: TuneSpec,
     worker_index: int = 0,
@@ -219,36 +208,7 @@ def run_worker(
     data, validation = task_data or load_task_data(meta, spec.run_dir, task)
     name = f"{socket.gethostname()}:{os.getpid()}"
     objective = Objective(meta, task, data, validation, worker=name)
-    ran = 0
-    while True:
-        fail_stale_trials(study)  # a dead worker's trial: failed and re-enqueued
-        trial = _claim_ticket(study)
-        if trial is None:
-            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            if not running:
-                return ran
-            # Another worker's trial may still die and come back as a ticket: wait for it.
-            time.sleep(min(spec.heartbeat_interval, 5))
-            continue
-        ran += 1
-        with get_heartbeat_thread(trial._trial_id, storage):
-            _run_trial(study, trial, objective, log)
-
-
-def _run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective, log) -> None:
-    try:
-        value = objective(trial)
-    except optuna.TrialPruned:
-        study.tell(trial, state=TrialState.PRUNED)
-        return
-    except Exception as exc:  # noqa: BLE001 - a failing configuration must not stop the study
-        trial.set_user_attr("error", f"{type(exc).__name__}: {exc}")
-        trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
-        study.tell(trial, state=TrialState.FAIL)
-        if log:
-            log(f"trial {trial.number} failed: {type(exc).__name__}: {exc}")
-        return
-    study.tell(trial, value)
+    return work_tickets(study, storage, objective, poll_s=min(spec.heartbeat_interval, 5), log=log)
 
 
 def _worker_process(spec: TuneSpec, worker_index: int, task: AbstractTask | None = None) -> None:
