@@ -14,7 +14,7 @@ from torch.distributions import MultivariateNormal, Normal, kl_divergence
 from dynaforge.data import Trajectories
 from dynaforge.models import MODELS
 from dynaforge.models.base import AbstractModel
-from dynaforge.models.svae import SequentialVAE, SVAENet, fair_crps
+from dynaforge.models.svae import SequentialVAE, SVAENet, fair_crps, svae_loss
 
 TINY = {
     "latent_size": 4,
@@ -122,6 +122,22 @@ def test_kl_warmup_rises_linearly_and_validation_uses_the_full_weight():
     net.updates.fill_(0)
     net.eval()
     assert net.kl_weight == 1.0
+
+
+@pytest.mark.parametrize(("transition", "emission"), [("mlp", "linear"), ("linear", "mlp")])
+def test_every_parameter_gets_a_gradient(transition, emission):
+    torch.manual_seed(5)
+    net = SVAENet(3, 4, 8, 8, transition, emission, 1e-3)
+    net.crps_weight = 1.0
+    if transition == "mlp":  # its last layer starts at zero, which blocks the first backward
+        torch.nn.init.normal_(net.transition_net[-1].weight, std=0.1)
+    net.train()
+    loss = svae_loss(net, torch.randn(5, 7, 3), torch.randn(5, 3, 3))
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, f"{name} got no gradient"
+    assert int(net.updates) == 1  # the warm-up counts training batches
 
 
 # -- the sampling contract -------------------------------------------------------------------
