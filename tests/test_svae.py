@@ -209,6 +209,24 @@ def test_same_training_seed_gives_the_same_model(fitted, tiny_lorenz, tiny_loren
     assert torch.equal(other.forecast_samples(ctx, 3, 2), fitted.forecast_samples(ctx, 3, 2))
 
 
+@pytest.mark.parametrize("emission", ["linear", "mlp"])
+def test_filter_gives_the_clean_state_moments(emission, fitted, tiny_lorenz, tiny_lorenz_val):
+    model = (
+        fitted
+        if emission == "linear"
+        else SequentialVAE(**{**TINY, "emission": "mlp"}).fit(tiny_lorenz, tiny_lorenz_val)
+    )
+    ctx = tiny_lorenz_val.x[:, :50]
+    mean, cov = model.filter(ctx)
+    length = TINY["context_length"]
+    assert mean.shape == (2, length, 3) and cov.shape == (2, length, 3, 3)
+    torch.testing.assert_close(cov, cov.transpose(-1, -2))
+    assert (torch.linalg.eigvalsh(cov) > -1e-9).all()
+    # Physical units, and the filtered state follows the observations.
+    scale = tiny_lorenz.x.std(dim=(0, 1))
+    assert ((mean - ctx[:, -length:]).abs() / scale).mean() < 1.0
+
+
 # -- bad input -------------------------------------------------------------------------------
 @pytest.mark.parametrize("n", [0, -3, 2.5, True])
 def test_bad_n_samples_is_a_clear_error(fitted, tiny_lorenz, n):

@@ -490,7 +490,8 @@ class SequentialVAE(GradientTrained, AbstractProbabilisticForecaster):
             jac = torch.func.vmap(torch.func.jacrev(net.emit))(flat)
             jac = jac.reshape(*loc.shape[:-1], self.dim_, loc.shape[-1])
         mean = net.emit(loc).to(torch.float64)
-        cov = (jac @ scale @ scale.transpose(-1, -2) @ jac.transpose(-1, -2)).to(torch.float64)
+        factor = jac.double() @ scale.double()  # cov = (J L)(J L)ᵀ: symmetric by construction
+        cov = factor @ factor.transpose(-1, -2)
         std = self.normalizer_.std
         return self.normalizer_.inverse(mean), cov * std[:, None] * std[None, :]
 
