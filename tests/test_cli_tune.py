@@ -220,6 +220,8 @@ def test_study_with_another_direction_is_refused(tmp_path, files):
         (("--trials", 0), "--trials"),
         (("--sampler", "es", "--population", 1), "population"),
         (("--sampler", "es", "--sigma", 0), "sigma"),
+        (("--sampler", "es", "--es-mean-every", -1), "--es-mean-every"),
+        (("--objective", "fitness"), "no validation metric 'fitness'"),
     ],
 )
 def test_bad_options(tmp_path, files, args, needle):
@@ -237,6 +239,16 @@ def test_bad_options(tmp_path, files, args, needle):
         *args,
     )
     assert_clean_error(result, needle)
+
+
+def test_builtin_space_names_their_models(tmp_path, files):
+    """``--space lr`` is the seed's 1-D learning-rate space of the PDE surrogates; asked for
+    another model it says which models have it, and writes nothing."""
+    config, _ = files
+    result = invoke("tune", "--model", "esn", "--space", "lr", "--config", config,
+                    "--out", tmp_path / "never")  # fmt: skip
+    assert_clean_error(result, "is for unet, fno, fno-periodic, not 'esn'")
+    assert not (tmp_path / "never").exists()
 
 
 def test_grid_needs_grid_values(tmp_path, files):
