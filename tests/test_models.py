@@ -82,6 +82,7 @@ OWN_SUITE = {
     "physics-continuation": "tests/test_charges.py",
     "last-step": "tests/test_charges.py",
     "field-continuation": "tests/test_scattering_tasks.py",
+    "svae": "tests/test_svae.py",
 }
 
 

@@ -21,7 +21,14 @@ from dynaforge.tasks.probabilistic import _lead_index
 from test_cli import assert_clean_error, invoke, write_json
 
 TASK = "lorenz63-probabilistic"
-MODELS = ("esn-ensemble", "mlp-ensemble", "perfect-model", "perfect-model-enkf", "climatology")
+MODELS = (
+    "svae",
+    "esn-ensemble",
+    "mlp-ensemble",
+    "perfect-model",
+    "perfect-model-enkf",
+    "climatology",
+)
 TINY = {
     "task": {
         "train_points": 1200,
@@ -43,6 +50,20 @@ TINY = {
             "num_layers": 1,
             "context_length": 3,
             "train": {"epochs": 1, "progress": False},
+        },
+        "svae": {
+            "latent_size": 4,
+            "hidden_size": 8,
+            "transition_hidden": 8,
+            "context_length": 16,
+            "crps_samples": 4,
+            "train": {
+                "epochs": 1,
+                "batch_size": 64,
+                "window_stride": 8,
+                "rollout_steps": 3,
+                "progress": False,
+            },
         },
     },
 }

@@ -41,6 +41,7 @@ from dynaforge.models.probabilistic import AbstractProbabilisticForecaster, fore
 from dynaforge.models.rnn import GRUForecaster, LSTMForecaster
 from dynaforge.models.sindy import SINDy
 from dynaforge.models.spectral import LinearSpectral
+from dynaforge.models.svae import SequentialVAE
 from dynaforge.models.transformer import TransformerForecaster
 from dynaforge.models.unet import UNetForecaster
 
@@ -86,6 +87,7 @@ MODELS: dict[str, type[AbstractModel]] = {
         PerfectModelEnsemble,
         PerfectModelEnKF,
         Climatology,
+        SequentialVAE,
     )
 }
 
@@ -150,6 +152,7 @@ __all__ = [
     "RecurrentEstimator",
     "SINDy",
     "SeedMLP",
+    "SequentialVAE",
     "TransformerForecaster",
     "UNetForecaster",
     "create_model",
