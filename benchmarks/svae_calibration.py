@@ -30,13 +30,14 @@ from dynaforge.tasks.probabilistic import PRESETS, ProbabilisticForecastingTask
 
 #: The svae settings measured (and proposed for the task's quick preset).
 SVAE_PARAMS: dict[str, Any] = {
-    "latent_size": 8,
+    "latent_size": 6,
     "hidden_size": 64,
-    "transition_hidden": 64,
-    "context_length": 48,
-    "crps_weight": 0.0,
-    "train": {"epochs": 12, "batch_size": 128, "window_stride": 4, "rollout_steps": 8},
-}
+    "transition_hidden": 128,
+    "context_length": 24,
+    "crps_weight": 5.0,
+    "train": {"epochs": 15, "batch_size": 256, "learning_rate": 3e-3, "window_stride": 4,
+              "rollout_steps": 32},
+}  # fmt: skip
 
 
 COLUMNS = ("crps", "crps_1lt", "crps_2lt", "crps_5lt", "coverage_90", "coverage_90_min_5lt",
