@@ -133,7 +133,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "climatology": {},
             # helper-measured (benchmarks/svae_calibration.py): ~9 min on one shared core
             "svae": {"latent_size": 6, "hidden_size": 64, "transition_hidden": 128,
-                     "context_length": 24, "crps_weight": 2.0,
+                     "context_length": 24, "crps_weight": 5.0,
                      "train": {"epochs": 15, "batch_size": 256, "window_stride": 4,
                                "rollout_steps": 32, "learning_rate": 3e-3}},
         },
