@@ -43,6 +43,28 @@ class Persistence(AbstractForecaster):
         self.dim_ = state["dim"]
 
 
+def fit_system_equations(model: Any, train: Trajectories, label: str) -> None:
+    """Fit a model of the true equations (``system``, ``parameters``, ``dt`` attributes) to
+    ``train``: the data's own parameters when its metadata names the same system and none were
+    given (a file simulated away from the defaults), a clear error when the data's dimension
+    is not the system's (``label`` names the model in it), and the data's ``dt`` when none was
+    given."""
+    meta = train.metadata
+    if (
+        model.parameters is None
+        and meta.get("system") == model.system
+        and isinstance(meta.get("parameters"), dict)
+    ):
+        model.parameters = dict(meta["parameters"])
+    system = get_system(model.system, **(model.parameters or {}))
+    if train.dim != system.dim:
+        raise ValueError(
+            f"{label} for {model.system} needs {system.dim}-dimensional data, got {train.dim}"
+        )
+    if model.dt is None:
+        model.dt = train.dt
+
+
 class RK4Baseline(AbstractForecaster):
     """Integrates the true equations from the last context state with RK4 at the data dt.
 
@@ -73,21 +95,7 @@ class RK4Baseline(AbstractForecaster):
         self.dt = dt
 
     def _fit(self, train: Trajectories, val: Trajectories | None = None) -> None:
-        meta = train.metadata
-        if (
-            self.parameters is None
-            and meta.get("system") == self.system
-            and isinstance(meta.get("parameters"), dict)
-        ):
-            # The data's own parameters (a file simulated away from the defaults).
-            self.parameters = dict(meta["parameters"])
-        system = get_system(self.system, **(self.parameters or {}))
-        if train.dim != system.dim:
-            raise ValueError(
-                f"rk4 baseline for {self.system} needs {system.dim}-dimensional data, got {train.dim}"
-            )
-        if self.dt is None:
-            self.dt = train.dt
+        fit_system_equations(self, train, "rk4 baseline")
 
     def _forecast(
         self, context: torch.Tensor, horizon: int, static: torch.Tensor | None

@@ -55,6 +55,7 @@ from dynaforge.models.base import (
     SYSTEM_EQUATIONS,
     AbstractForecaster,
 )
+from dynaforge.models.baselines import fit_system_equations
 from dynaforge.models.esn import EchoStateNetwork
 from dynaforge.models.mlp import MLPForecaster
 from dynaforge.models.probabilistic import AbstractProbabilisticForecaster
@@ -349,20 +350,7 @@ class PerfectModelEnsemble(AbstractProbabilisticForecaster):
                 f"perfect-model integrates {self.system}'s equations, but the training data "
                 f"are {named}'s; set its hyperparameter system={named!r}"
             )
-        if (
-            self.parameters is None
-            and named == self.system
-            and isinstance(meta.get("parameters"), dict)
-        ):
-            self.parameters = dict(meta["parameters"])
-        system = get_system(self.system, **(self.parameters or {}))
-        if train.dim != system.dim:
-            raise ValueError(
-                f"perfect-model for {self.system} needs {system.dim}-dimensional data, got "
-                f"{train.dim}"
-            )
-        if self.dt is None:
-            self.dt = train.dt
+        fit_system_equations(self, train, "perfect-model")
         self.std_ = clean_state_std(train)
 
     def _forecast_samples(
