@@ -405,9 +405,9 @@ class ProbabilisticForecastingTask(ChaoticForecastingTask):
 
     def score_line(self, scores: Mapping[str, Any]) -> str:
         return (
-            f"CRPS {_f(scores.get('crps'), '.4f')}, coverage 90 % "
-            f"{_f(scores.get('coverage_90'), '.1%')}, spread–skill "
-            f"{_f(scores.get('spread_skill'), '.2f')}, VPT {_f(scores['vpt']['median'], '.2f')} LT"
+            f"CRPS {format_value(scores.get('crps'), '.4f')}, coverage 90 % "
+            f"{format_value(scores.get('coverage_90'), '.1%')}, spread–skill "
+            f"{format_value(scores.get('spread_skill'), '.2f')}, VPT {format_value(scores['vpt']['median'], '.2f')} LT"
         )
 
     # -- tables and report ------------------------------------------------------------------
@@ -420,29 +420,29 @@ class ProbabilisticForecastingTask(ChaoticForecastingTask):
 
     def table_columns(self) -> list[Column]:
         return [
-            Column("CRPS", lambda r: _f(r.get("crps"), ".4f")),
-            Column("@1 LT", lambda r: _f(r.get("crps_1lt"), ".3f")),
-            Column("@2 LT", lambda r: _f(r.get("crps_2lt"), ".3f")),
-            Column("@5 LT", lambda r: _f(r.get("crps_5lt"), ".3f")),
-            Column("energy", lambda r: _f(r.get("energy_score"), ".3f")),
-            Column("cov 50", lambda r: _f(r.get("coverage_50"), ".0%")),
-            Column("cov 90", lambda r: _f(r.get("coverage_90"), ".0%")),
+            Column("CRPS", lambda r: format_value(r.get("crps"), ".4f")),
+            Column("@1 LT", lambda r: format_value(r.get("crps_1lt"), ".3f")),
+            Column("@2 LT", lambda r: format_value(r.get("crps_2lt"), ".3f")),
+            Column("@5 LT", lambda r: format_value(r.get("crps_5lt"), ".3f")),
+            Column("energy", lambda r: format_value(r.get("energy_score"), ".3f")),
+            Column("cov 50", lambda r: format_value(r.get("coverage_50"), ".0%")),
+            Column("cov 90", lambda r: format_value(r.get("coverage_90"), ".0%")),
             Column("cov 90 ≤5 LT", _coverage_range),
-            Column("spread/skill", lambda r: _f(r.get("spread_skill"), ".2f")),
-            Column("VPT", lambda r: _f(r.get("vpt_median"), ".2f")),
-            Column("fit s", lambda r: _f(r.get("train_time_s"), ".1f")),
+            Column("spread/skill", lambda r: format_value(r.get("spread_skill"), ".2f")),
+            Column("VPT", lambda r: format_value(r.get("vpt_median"), ".2f")),
+            Column("fit s", lambda r: format_value(r.get("train_time_s"), ".1f")),
         ]
 
     def html_columns(self) -> list[Column]:
         return [
             *self.table_columns()[:-1],
-            Column("VPT IQR", lambda r: f"{_f(r.get('vpt_q25'), '.2f')}–"
-                                        f"{_f(r.get('vpt_q75'), '.2f')}"),
-            Column("diverged", lambda r: _f(r.get("diverged_fraction"), ".1%")),
-            Column("fit s", lambda r: _f(r.get("train_time_s"), ".1f")),
-            Column("µs/sample step", lambda r: _f(_times(r.get("forecast_time_per_step_s"),
+            Column("VPT IQR", lambda r: f"{format_value(r.get('vpt_q25'), '.2f')}–"
+                                        f"{format_value(r.get('vpt_q75'), '.2f')}"),
+            Column("diverged", lambda r: format_value(r.get("diverged_fraction"), ".1%")),
+            Column("fit s", lambda r: format_value(r.get("train_time_s"), ".1f")),
+            Column("µs/sample step", lambda r: format_value(_times(r.get("forecast_time_per_step_s"),
                                                           1e6), ".3g")),
-            Column("parameters", lambda r: _f(r.get("n_parameters"), ",.0f")),
+            Column("parameters", lambda r: format_value(r.get("n_parameters"), ",.0f")),
         ]  # fmt: skip
 
     def leaderboard_text(self, doc: Mapping[str, Any]) -> str:
@@ -627,11 +627,6 @@ def _num(x: Any) -> float:
 
 def _times(x: Any, factor: float) -> float:
     return _num(x) * factor
-
-
-def _f(x: Any, spec: str) -> str:
-    # A diverged model's infinite CRPS is shown as inf, not hidden behind a dash.
-    return format_value(x, spec)
 
 
 def _coverage_range(r: Mapping[str, Any]) -> str:
